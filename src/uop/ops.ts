@@ -1,0 +1,739 @@
+// The IR: one immutable, hash-consed node type for every stage of the pipeline.
+import { castValue, DType, dtypes } from "../dtype.ts";
+
+export enum Ops {
+  // tensor graph: storage and structure
+  SINK,
+  NOOP,
+  BUFFER,
+  COPY,
+  CONTIGUOUS,
+  DETACH,
+  // movement (tensor graph only; rangeify turns them into index arithmetic)
+  RESHAPE,
+  PERMUTE,
+  EXPAND,
+  PAD,
+  SHRINK,
+  FLIP,
+  // reductions: REDUCE_AXIS(arg [op, axes]) on tensors, REDUCE(value, ...ranges; arg op) in kernels
+  REDUCE_AXIS,
+  REDUCE,
+  // kernel definitions and control
+  DEFINE_GLOBAL,
+  DEFINE_VAR,
+  DEFINE_LOCAL,
+  DEFINE_REG,
+  SPECIAL,
+  RANGE,
+  END,
+  IF,
+  ENDIF,
+  BARRIER,
+  // memory
+  INDEX,
+  LOAD,
+  STORE,
+  // vectors and tensor cores
+  VECTORIZE,
+  GEP,
+  WMMA,
+  // constants
+  CONST,
+  // unary ALU
+  CAST,
+  BITCAST,
+  EXP2,
+  LOG2,
+  SIN,
+  SQRT,
+  RECIPROCAL,
+  NEG,
+  TRUNC,
+  // binary ALU
+  ADD,
+  MUL,
+  SUB,
+  FDIV,
+  IDIV,
+  MOD,
+  MAX,
+  CMPLT,
+  CMPNE,
+  CMPEQ,
+  XOR,
+  OR,
+  AND,
+  SHL,
+  SHR,
+  POW,
+  // ternary ALU
+  WHERE,
+  MULACC,
+}
+
+export const opName = (op: Ops): string => Ops[op];
+
+const set = (...ops: Ops[]): ReadonlySet<Ops> => new Set(ops);
+export const GroupOp = {
+  Unary: set(Ops.EXP2, Ops.LOG2, Ops.SIN, Ops.SQRT, Ops.RECIPROCAL, Ops.NEG, Ops.TRUNC),
+  Binary: set(
+    Ops.ADD,
+    Ops.MUL,
+    Ops.SUB,
+    Ops.FDIV,
+    Ops.IDIV,
+    Ops.MOD,
+    Ops.MAX,
+    Ops.CMPLT,
+    Ops.CMPNE,
+    Ops.CMPEQ,
+    Ops.XOR,
+    Ops.OR,
+    Ops.AND,
+    Ops.SHL,
+    Ops.SHR,
+    Ops.POW,
+  ),
+  Ternary: set(Ops.WHERE, Ops.MULACC),
+  ALU: set(), // filled below
+  Elementwise: set(), // ALU + CAST + BITCAST
+  Movement: set(Ops.RESHAPE, Ops.PERMUTE, Ops.EXPAND, Ops.PAD, Ops.SHRINK, Ops.FLIP),
+  Commutative: set(Ops.ADD, Ops.MUL, Ops.MAX, Ops.CMPNE, Ops.CMPEQ, Ops.XOR, Ops.OR, Ops.AND),
+  Associative: set(Ops.ADD, Ops.MUL, Ops.AND, Ops.OR, Ops.MAX, Ops.XOR),
+  Comparison: set(Ops.CMPLT, Ops.CMPNE, Ops.CMPEQ),
+  Idempotent: set(Ops.OR, Ops.AND, Ops.MAX),
+  Irreducible: set(Ops.CONST, Ops.DEFINE_VAR, Ops.SPECIAL, Ops.RANGE),
+  ReduceOps: set(Ops.ADD, Ops.MUL, Ops.MAX),
+};
+for (const o of [...GroupOp.Unary, ...GroupOp.Binary, ...GroupOp.Ternary]) {
+  (GroupOp.ALU as Set<Ops>).add(o);
+  (GroupOp.Elementwise as Set<Ops>).add(o);
+}
+(GroupOp.Elementwise as Set<Ops>).add(Ops.CAST).add(Ops.BITCAST);
+
+/** What kind of loop a RANGE is; the letter is used in kernel and variable names. */
+export enum AxisType {
+  GLOBAL,
+  LOCAL,
+  LOOP,
+  GROUP_REDUCE,
+  REDUCE,
+  UPCAST,
+  UNROLL,
+  THREAD,
+}
+export const axisLetter: Record<AxisType, string> = {
+  [AxisType.GLOBAL]: "g",
+  [AxisType.LOCAL]: "l",
+  [AxisType.LOOP]: "L",
+  [AxisType.GROUP_REDUCE]: "G",
+  [AxisType.REDUCE]: "R",
+  [AxisType.UPCAST]: "u",
+  [AxisType.UNROLL]: "r",
+  [AxisType.THREAD]: "t",
+};
+
+export type ConstValue = number | boolean;
+
+// ---- hash-consing ----
+
+function argKey(a: unknown): string {
+  switch (typeof a) {
+    case "undefined":
+      return "";
+    case "number":
+      return Object.is(a, -0) ? "-0" : String(a);
+    case "boolean":
+      return a ? "T" : "F";
+    case "string":
+      return JSON.stringify(a);
+    case "bigint":
+      return `${a}n`;
+    case "object": {
+      if (a === null) return "null";
+      if (Array.isArray(a)) return `[${a.map(argKey).join(",")}]`;
+      if (a instanceof DType) return `dt:${a.name}`;
+      const k = (a as { key?: unknown }).key;
+      if (typeof k === "string") return `{${k}}`;
+      return `{${Object.entries(a).map(([n, v]) => `${n}:${argKey(v)}`).join(",")}}`;
+    }
+  }
+  throw new Error(`UOp arg of type ${typeof a} cannot be hash-consed`);
+}
+
+const ucache = new Map<string, WeakRef<UOp>>();
+const ufinal = new FinalizationRegistry<string>((key) => {
+  const r = ucache.get(key);
+  if (r !== undefined && r.deref() === undefined) ucache.delete(key);
+});
+let nextId = 0;
+
+/** number of live entries in the hash-cons cache (for tests of memory behaviour) */
+export const uopCacheSize = (): number => ucache.size;
+
+export type Bounds = readonly [number, number];
+
+export class UOp {
+  /** a process-unique number, stable for the node's life (used in cache keys) */
+  readonly id: number;
+  private _topo?: UOp[];
+  private _bounds?: Bounds;
+  private _shape?: readonly number[] | null;
+
+  private constructor(
+    readonly op: Ops,
+    readonly dtype: DType,
+    readonly src: readonly UOp[],
+    readonly arg: unknown,
+  ) {
+    this.id = nextId++;
+  }
+
+  /** The one way to make a UOp: equal (op, dtype, src, arg) give the same object. */
+  static make(op: Ops, dtype: DType, src: readonly UOp[] = [], arg?: unknown): UOp {
+    let key = `${op}|${dtype.name}|`;
+    for (let i = 0; i < src.length; i++) key += `${src[i].id},`;
+    if (arg !== undefined) key += `|${argKey(arg)}`;
+    const hit = ucache.get(key)?.deref();
+    if (hit !== undefined) return hit;
+    verifyUOp(op, dtype, src, arg);
+    const u = new UOp(op, dtype, Object.freeze(src.slice()), arg);
+    ucache.set(key, new WeakRef(u));
+    ufinal.register(u, key);
+    return u;
+  }
+
+  replace(p: { op?: Ops; dtype?: DType; src?: readonly UOp[]; arg?: unknown }): UOp {
+    const op = p.op ?? this.op, dtype = p.dtype ?? this.dtype, src = p.src ?? this.src;
+    const arg = "arg" in p ? p.arg : this.arg;
+    if (op === this.op && dtype === this.dtype && arg === this.arg && sameSrc(src, this.src)) {
+      return this;
+    }
+    return UOp.make(op, dtype, src, arg);
+  }
+
+  // ---- constructors ----
+  static const(dtype: DType, value: ConstValue): UOp {
+    if (typeof value === "boolean" || dtype !== dtypes.bool) {
+      value = castValue(value, dtype.scalar());
+    }
+    if (dtype === dtypes.bool) value = !!value;
+    return UOp.make(Ops.CONST, dtype, [], value);
+  }
+  /** an integer variable of kernels and index expressions, bounded to [min, max] */
+  static variable(name: string, min: number, max: number, dtype: DType = dtypes.int32): UOp {
+    if (!Number.isInteger(min) || !Number.isInteger(max)) {
+      throw new Error(`Variable '${name}': bounds must be integers, got [${min}, ${max}]`);
+    }
+    if (min > max) throw new Error(`Variable '${name}': min ${min} is greater than max ${max}`);
+    return UOp.make(Ops.DEFINE_VAR, dtype, [], [name, min, max]);
+  }
+  static range(end: number | UOp, axisId: number, axisType: AxisType = AxisType.LOOP): UOp {
+    const e = typeof end === "number" ? UOp.const(dtypes.int32, end) : end;
+    return UOp.make(Ops.RANGE, dtypes.int32, [e], [axisId, axisType]);
+  }
+  static sink(...srcs: UOp[]): UOp {
+    return UOp.make(Ops.SINK, dtypes.void, srcs);
+  }
+
+  /** a constant of this UOp's dtype */
+  constLike(v: ConstValue): UOp {
+    return UOp.const(this.dtype, v);
+  }
+  private toUOp(v: UOp | ConstValue): UOp {
+    return v instanceof UOp ? v : this.constLike(v);
+  }
+
+  // ---- arithmetic (kernel semantics: idiv truncates, mod takes the dividend's sign) ----
+  alu(op: Ops, ...srcs: (UOp | ConstValue)[]): UOp {
+    const s = [this, ...srcs.map((x) => this.toUOp(x))];
+    return UOp.make(
+      op,
+      GroupOp.Comparison.has(op) ? dtypes.bool.vec(this.dtype.count) : this.dtype,
+      s,
+    );
+  }
+  add(x: UOp | ConstValue): UOp {
+    return this.alu(Ops.ADD, x);
+  }
+  sub(x: UOp | ConstValue): UOp {
+    return this.alu(Ops.SUB, x);
+  }
+  mul(x: UOp | ConstValue): UOp {
+    return this.alu(Ops.MUL, x);
+  }
+  idiv(x: UOp | ConstValue): UOp {
+    return this.alu(Ops.IDIV, x);
+  }
+  mod(x: UOp | ConstValue): UOp {
+    return this.alu(Ops.MOD, x);
+  }
+  fdiv(x: UOp | ConstValue): UOp {
+    return this.alu(Ops.FDIV, x);
+  }
+  neg(): UOp {
+    return this.alu(Ops.NEG);
+  }
+  maximum(x: UOp | ConstValue): UOp {
+    return this.alu(Ops.MAX, x);
+  }
+  minimum(x: UOp | ConstValue): UOp {
+    return this.neg().maximum(this.toUOp(x).neg()).neg();
+  }
+  lt(x: UOp | ConstValue): UOp {
+    return this.alu(Ops.CMPLT, x);
+  }
+  /** x <= y, as !(y < x) */
+  le(x: UOp | ConstValue): UOp {
+    return this.toUOp(x).lt(this).logicalNot();
+  }
+  gt(x: UOp | ConstValue): UOp {
+    return this.toUOp(x).lt(this);
+  }
+  ge(x: UOp | ConstValue): UOp {
+    return this.lt(x).logicalNot();
+  }
+  eq(x: UOp | ConstValue): UOp {
+    return this.alu(Ops.CMPEQ, x);
+  }
+  ne(x: UOp | ConstValue): UOp {
+    return this.alu(Ops.CMPNE, x);
+  }
+  and(x: UOp | ConstValue): UOp {
+    return this.alu(Ops.AND, x);
+  }
+  or(x: UOp | ConstValue): UOp {
+    return this.alu(Ops.OR, x);
+  }
+  xor(x: UOp | ConstValue): UOp {
+    return this.alu(Ops.XOR, x);
+  }
+  logicalNot(): UOp {
+    return this.alu(Ops.CMPNE, true);
+  }
+  shl(x: UOp | ConstValue): UOp {
+    return this.alu(Ops.SHL, x);
+  }
+  shr(x: UOp | ConstValue): UOp {
+    return this.alu(Ops.SHR, x);
+  }
+  /** this ? a : b (this must be bool) */
+  where(a: UOp | ConstValue, b: UOp | ConstValue): UOp {
+    const ua = a instanceof UOp ? a : b instanceof UOp ? b.constLike(a) : null;
+    if (!ua) throw new Error("UOp.where: at least one branch must be a UOp (to give the dtype)");
+    const ub = b instanceof UOp ? b : ua.constLike(b);
+    return UOp.make(Ops.WHERE, ua.dtype, [this, ua, ub]);
+  }
+  cast(dtype: DType): UOp {
+    return this.dtype === dtype ? this : UOp.make(Ops.CAST, dtype, [this]);
+  }
+  bitcast(dtype: DType): UOp {
+    return UOp.make(Ops.BITCAST, dtype, [this]);
+  }
+
+  // ---- graph helpers ----
+  /** every node reachable from this one, sources before users; cached */
+  toposort(): UOp[] {
+    if (this._topo) return this._topo;
+    const out: UOp[] = [];
+    const seen = new Set<UOp>();
+    const stack: [UOp, boolean][] = [[this, false]];
+    while (stack.length) {
+      const [u, done] = stack.pop()!;
+      if (done) {
+        out.push(u);
+        continue;
+      }
+      if (seen.has(u)) continue;
+      seen.add(u);
+      stack.push([u, true]);
+      for (let i = u.src.length - 1; i >= 0; i--) {
+        if (!seen.has(u.src[i])) stack.push([u.src[i], false]);
+      }
+    }
+    this._topo = out;
+    return out;
+  }
+
+  /** this graph with each key of `map` replaced by its value */
+  substitute(map: Map<UOp, UOp>): UOp {
+    const done = new Map(map);
+    for (const u of this.toposort()) {
+      if (done.has(u)) continue;
+      let changed = false;
+      const src = u.src.map((s) => {
+        const r = done.get(s)!;
+        if (r !== s) changed = true;
+        return r;
+      });
+      done.set(u, changed ? u.replace({ src }) : u);
+    }
+    return done.get(this)!;
+  }
+
+  /** the simplified form of this expression (the symbolic rules of src/uop/symbolic.ts) */
+  simplify(): UOp {
+    if (!simplifier) {
+      throw new Error("UOp.simplify: import src/uop/symbolic.ts (mod.ts does) first");
+    }
+    return simplifier(this);
+  }
+
+  // ---- bounds ----
+  get vmin(): number {
+    return this.bounds[0];
+  }
+  get vmax(): number {
+    return this.bounds[1];
+  }
+  /** [vmin, vmax] under interval arithmetic; floats are unbounded */
+  get bounds(): Bounds {
+    if (this._bounds) return this._bounds;
+    // compute children first without deep recursion
+    for (const u of this.toposort()) if (!u._bounds) u._bounds = computeBounds(u);
+    return this._bounds!;
+  }
+
+  // ---- tensor-graph shapes ----
+  /** the shape of a tensor-graph node; null for kernel-level nodes */
+  get shape(): readonly number[] | null {
+    if (this._shape !== undefined) return this._shape;
+    for (const u of this.toposort()) if (u._shape === undefined) u._shape = computeShape(u);
+    return this._shape!;
+  }
+
+  /** a readable expression: `((x*4)+3)` */
+  render(): string {
+    return renderExpr(this);
+  }
+  toString(): string {
+    return printGraph(this);
+  }
+}
+
+function sameSrc(a: readonly UOp[], b: readonly UOp[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+let simplifier: ((u: UOp) => UOp) | null = null;
+/** @internal symbolic.ts registers the simplifier so ops.ts need not import it */
+export function registerSimplifier(f: (u: UOp) => UOp): void {
+  simplifier = f;
+}
+
+/** an int32 variable for symbolic index expressions (API: `Variable(name, min, max)`) */
+export function Variable(name: string, min: number, max: number): UOp {
+  return UOp.variable(name, min, max);
+}
+
+// ---- construction checks: a malformed UOp throws where it is made ----
+
+const arity = (op: Ops): number =>
+  GroupOp.Unary.has(op) ? 1 : GroupOp.Binary.has(op) ? 2 : GroupOp.Ternary.has(op) ? 3 : -1;
+
+function verifyUOp(op: Ops, dtype: DType, src: readonly UOp[], arg: unknown): void {
+  const bad = (why: string): never => {
+    throw new Error(
+      `invalid UOp ${opName(op)}(${
+        src.map((s) => `${opName(s.op)}:${s.dtype.name}`).join(", ")
+      }) -> ${dtype.name}: ${why}`,
+    );
+  };
+  const n = arity(op);
+  if (n !== -1 && src.length !== n) bad(`takes ${n} sources, got ${src.length}`);
+  if (op === Ops.CONST) {
+    if (src.length) bad("CONST has no sources");
+    if (typeof arg !== "number" && typeof arg !== "boolean") {
+      bad(`CONST value must be a number or boolean, got ${typeof arg}`);
+    }
+    return;
+  }
+  if (GroupOp.Comparison.has(op)) {
+    if (dtype.scalar() !== dtypes.bool) bad("comparisons produce bool");
+    if (src[0].dtype !== src[1].dtype) bad("both sides of a comparison need the same dtype");
+  } else if (op === Ops.WHERE) {
+    if (src[0].dtype.scalar() !== dtypes.bool) bad("the condition of WHERE must be bool");
+    if (src[1].dtype !== src[2].dtype || dtype !== src[1].dtype) {
+      bad("WHERE branches and result need one dtype");
+    }
+  } else if (op === Ops.SHL || op === Ops.SHR) {
+    if (!dtype.isInt || src[0].dtype !== dtype) {
+      bad("shifts need an integer value of the result dtype");
+    }
+  } else if (GroupOp.Binary.has(op) || op === Ops.MULACC) {
+    for (const s of src) if (s.dtype !== dtype) bad("every source must have the result's dtype");
+    if ((op === Ops.IDIV || op === Ops.MOD) && !dtype.isInt) {
+      bad("IDIV and MOD are integer ops (use FDIV for floats)");
+    }
+    if ((op === Ops.XOR || op === Ops.OR || op === Ops.AND) && dtype.isFloat) {
+      bad("bitwise ops need int or bool");
+    }
+  } else if (GroupOp.Unary.has(op)) {
+    if (src[0].dtype !== dtype) bad("the source must have the result's dtype");
+    if (op !== Ops.NEG && op !== Ops.TRUNC && !dtype.isFloat) {
+      bad(`${opName(op)} needs a float dtype`);
+    }
+  } else if (op === Ops.BITCAST) {
+    if (src[0].dtype.itemsize !== dtype.itemsize && src[0].shape === null) {
+      bad("BITCAST in a kernel needs equal item sizes");
+    }
+  }
+}
+
+// ---- bounds (interval arithmetic) ----
+
+function computeBounds(u: UOp): Bounds {
+  const d = u.dtype.scalar();
+  const full: Bounds = [d.min, d.max];
+  if (d.isFloat) return full;
+  const s = u.src;
+  switch (u.op) {
+    case Ops.CONST:
+      return [Number(u.arg), Number(u.arg)];
+    case Ops.DEFINE_VAR: {
+      const [, lo, hi] = u.arg as [string, number, number];
+      return [lo, hi];
+    }
+    case Ops.RANGE:
+    case Ops.SPECIAL:
+      return [0, Math.max(0, s[0].vmax - 1)];
+    case Ops.ADD:
+      return clampTo(d, s[0].vmin + s[1].vmin, s[0].vmax + s[1].vmax);
+    case Ops.SUB:
+      return clampTo(d, s[0].vmin - s[1].vmax, s[0].vmax - s[1].vmin);
+    case Ops.NEG:
+      return clampTo(d, -s[0].vmax, -s[0].vmin);
+    case Ops.MUL: {
+      const c = [
+        s[0].vmin * s[1].vmin,
+        s[0].vmin * s[1].vmax,
+        s[0].vmax * s[1].vmin,
+        s[0].vmax * s[1].vmax,
+      ];
+      return clampTo(d, Math.min(...c), Math.max(...c));
+    }
+    case Ops.MAX:
+      return [Math.max(s[0].vmin, s[1].vmin), Math.max(s[0].vmax, s[1].vmax)];
+    case Ops.IDIV: {
+      const [lo, hi] = s[1].bounds;
+      if (lo === hi && lo !== 0) {
+        const a = Math.trunc(s[0].vmin / lo), b = Math.trunc(s[0].vmax / lo);
+        return [Math.min(a, b), Math.max(a, b)];
+      }
+      if (lo > 0 && s[0].vmin >= 0) return [Math.trunc(s[0].vmin / hi), Math.trunc(s[0].vmax / lo)];
+      return full;
+    }
+    case Ops.MOD: {
+      const [lo, hi] = s[1].bounds;
+      if (lo > 0) {
+        const m = hi - 1;
+        if (s[0].vmin >= 0) return [0, Math.min(m, s[0].vmax)];
+        if (s[0].vmax <= 0) return [Math.max(-m, s[0].vmin), 0];
+        return [Math.max(-m, s[0].vmin), Math.min(m, s[0].vmax)];
+      }
+      return full;
+    }
+    case Ops.SHL:
+      if (s[1].vmin === s[1].vmax && s[1].vmin >= 0 && s[1].vmin < 31) {
+        return clampTo(d, s[0].vmin * 2 ** s[1].vmin, s[0].vmax * 2 ** s[1].vmin);
+      }
+      return full;
+    case Ops.SHR:
+      if (s[1].vmin === s[1].vmax && s[1].vmin >= 0) {
+        return [Math.floor(s[0].vmin / 2 ** s[1].vmin), Math.floor(s[0].vmax / 2 ** s[1].vmin)];
+      }
+      return full;
+    case Ops.AND:
+      if (d === dtypes.bool) return [s[0].vmin & s[1].vmin, s[0].vmax & s[1].vmax];
+      if (s[1].vmin === s[1].vmax && s[1].vmin >= 0) return [0, s[1].vmin];
+      if (s[0].vmin >= 0 && s[1].vmin >= 0) return [0, Math.min(s[0].vmax, s[1].vmax)];
+      return full;
+    case Ops.OR:
+      if (d === dtypes.bool) return [s[0].vmin | s[1].vmin, s[0].vmax | s[1].vmax];
+      return full;
+    case Ops.CMPLT:
+      return [s[0].vmax < s[1].vmin ? 1 : 0, s[0].vmin < s[1].vmax ? 1 : 0];
+    case Ops.CMPNE:
+      if (s[0].vmax < s[1].vmin || s[0].vmin > s[1].vmax) return [1, 1];
+      if (s[0].vmin === s[0].vmax && s[1].vmin === s[1].vmax && s[0].vmin === s[1].vmin) {
+        return [0, 0];
+      }
+      return [0, 1];
+    case Ops.CMPEQ:
+      if (s[0].vmax < s[1].vmin || s[0].vmin > s[1].vmax) return [0, 0];
+      if (s[0].vmin === s[0].vmax && s[1].vmin === s[1].vmax && s[0].vmin === s[1].vmin) {
+        return [1, 1];
+      }
+      return [0, 1];
+    case Ops.WHERE:
+      if (s[0].vmin === 1) return s[1].bounds;
+      if (s[0].vmax === 0) return s[2].bounds;
+      return [Math.min(s[1].vmin, s[2].vmin), Math.max(s[1].vmax, s[2].vmax)];
+    case Ops.CAST: {
+      const [lo, hi] = s[0].bounds;
+      if (lo >= d.min && hi <= d.max) return [lo, hi];
+      return full;
+    }
+  }
+  return full;
+}
+
+/** an interval that leaves the dtype's range may wrap: then nothing is known */
+function clampTo(d: DType, lo: number, hi: number): Bounds {
+  if (lo < d.min || hi > d.max || !Number.isFinite(lo) || !Number.isFinite(hi)) {
+    return [d.min, d.max];
+  }
+  return [lo, hi];
+}
+
+// ---- tensor-graph shapes ----
+
+export type Pad = readonly [number, number];
+
+function computeShape(u: UOp): readonly number[] | null {
+  const s = u.src;
+  const bad = (why: string): never => {
+    throw new Error(`${opName(u.op)}: ${why}`);
+  };
+  switch (u.op) {
+    case Ops.BUFFER:
+      return [(u.arg as { size: number }).size];
+    case Ops.CONST:
+    case Ops.DEFINE_VAR:
+      return [];
+    case Ops.RESHAPE: {
+      const ns = u.arg as number[];
+      if (prod(ns) !== prod(s[0].shape!)) {
+        bad(`cannot reshape [${s[0].shape}] to [${ns}]: element counts differ`);
+      }
+      return ns;
+    }
+    case Ops.PERMUTE: {
+      const p = u.arg as number[], sh = s[0].shape!;
+      if (p.length !== sh.length || [...p].sort((a, b) => a - b).some((v, i) => v !== i)) {
+        bad(`[${p}] is not a permutation of ${sh.length} axes`);
+      }
+      return p.map((i) => sh[i]);
+    }
+    case Ops.EXPAND: {
+      const ns = u.arg as number[], sh = s[0].shape!;
+      if (ns.length !== sh.length || sh.some((d, i) => d !== ns[i] && d !== 1)) {
+        bad(`cannot expand [${sh}] to [${ns}]`);
+      }
+      return ns;
+    }
+    case Ops.PAD: {
+      const p = u.arg as Pad[], sh = s[0].shape!;
+      if (p.length !== sh.length) bad(`needs one [before, after] pair per axis of [${sh}]`);
+      return sh.map((d, i) => d + p[i][0] + p[i][1]);
+    }
+    case Ops.SHRINK: {
+      const p = u.arg as Pad[], sh = s[0].shape!;
+      if (p.length !== sh.length || p.some(([b, e], i) => b < 0 || e > sh[i] || b > e)) {
+        bad(`bad ranges ${JSON.stringify(p)} for shape [${sh}]`);
+      }
+      return p.map(([b, e]) => e - b);
+    }
+    case Ops.FLIP:
+      return s[0].shape;
+    case Ops.REDUCE_AXIS: {
+      const [, axes] = u.arg as [Ops, number[]];
+      return s[0].shape!.map((d, i) => (axes.includes(i) ? 1 : d));
+    }
+    case Ops.BITCAST: {
+      const sh = s[0].shape;
+      if (sh === null) return null;
+      const ratio = s[0].dtype.itemsize / u.dtype.itemsize;
+      if (ratio === 1 || sh.length === 0) return sh;
+      const last = sh[sh.length - 1] * ratio;
+      if (!Number.isInteger(last)) {
+        bad(
+          `cannot bitcast last axis ${sh[sh.length - 1]} of ${s[0].dtype.name} to ${u.dtype.name}`,
+        );
+      }
+      return [...sh.slice(0, -1), last];
+    }
+    case Ops.COPY:
+    case Ops.CONTIGUOUS:
+    case Ops.DETACH:
+    case Ops.CAST:
+      return s[0].shape;
+  }
+  if (GroupOp.ALU.has(u.op)) {
+    const shapes = s.map((x) => x.shape);
+    if (shapes.some((x) => x === null)) return null;
+    const first = shapes[0]!;
+    for (const sh of shapes) {
+      if (sh!.length !== first.length || sh!.some((d, i) => d !== first[i])) {
+        bad(
+          `sources have different shapes ${
+            shapes.map((x) => `[${x}]`).join(", ")
+          }; broadcast them first`,
+        );
+      }
+    }
+    return first;
+  }
+  return null;
+}
+
+export const prod = (xs: readonly number[]): number => {
+  let p = 1;
+  for (const x of xs) p *= x;
+  return p;
+};
+
+// ---- printing ----
+
+const infix: Partial<Record<Ops, string>> = {
+  [Ops.ADD]: "+",
+  [Ops.SUB]: "-",
+  [Ops.MUL]: "*",
+  [Ops.IDIV]: "//",
+  [Ops.FDIV]: "/",
+  [Ops.MOD]: "%",
+  [Ops.CMPLT]: "<",
+  [Ops.CMPNE]: "!=",
+  [Ops.CMPEQ]: "==",
+  [Ops.AND]: "&",
+  [Ops.OR]: "|",
+  [Ops.XOR]: "^",
+  [Ops.SHL]: "<<",
+  [Ops.SHR]: ">>",
+};
+
+function renderExpr(u: UOp): string {
+  const memo = new Map<UOp, string>();
+  for (const x of u.toposort()) {
+    const s = x.src.map((y) => memo.get(y)!);
+    let r: string;
+    if (x.op === Ops.CONST) {
+      r = typeof x.arg === "boolean" ? (x.arg ? "True" : "False") : String(x.arg);
+    } else if (x.op === Ops.DEFINE_VAR) r = (x.arg as [string])[0];
+    else if (x.op === Ops.RANGE) r = `r${(x.arg as [number])[0]}`;
+    else if (x.op === Ops.SPECIAL) r = String(x.arg);
+    else if (infix[x.op]) r = `(${s[0]}${infix[x.op]}${s[1]})`;
+    else if (x.op === Ops.NEG) r = `(-${s[0]})`;
+    else if (x.op === Ops.MAX) r = `max(${s[0]}, ${s[1]})`;
+    else if (x.op === Ops.WHERE) r = `(${s[1]} if ${s[0]} else ${s[2]})`;
+    else if (x.op === Ops.CAST) r = `${x.dtype.name}(${s[0]})`;
+    else r = `${opName(x.op).toLowerCase()}(${s.join(", ")})`;
+    memo.set(x, r);
+  }
+  return memo.get(u)!;
+}
+
+/** one line per node, sources first, shared nodes printed once */
+function printGraph(root: UOp): string {
+  const topo = root.toposort();
+  const num = new Map(topo.map((u, i) => [u, i]));
+  return topo.map((u) => {
+    const arg = u.arg === undefined ? "" : ` ${argKey(u.arg)}`;
+    return `%${num.get(u)} = ${opName(u.op)}:${u.dtype.name}(${
+      u.src.map((s) => `%${num.get(s)}`).join(", ")
+    })${arg}`;
+  }).join("\n");
+}
