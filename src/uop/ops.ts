@@ -519,23 +519,39 @@ function computeBounds(u: UOp): Bounds {
       return [Math.max(s[0].vmin, s[1].vmin), Math.max(s[0].vmax, s[1].vmax)];
     case Ops.IDIV: {
       const [lo, hi] = s[1].bounds;
-      if (lo === hi && lo !== 0) {
-        const a = Math.trunc(s[0].vmin / lo), b = Math.trunc(s[0].vmax / lo);
-        return [Math.min(a, b), Math.max(a, b)];
+      if (lo > 0 || hi < 0) {
+        // truncating division is monotone in each argument while the divisor keeps its sign
+        const [a, b] = s[0].bounds;
+        const q = [a / lo, a / hi, b / lo, b / hi].map(Math.trunc);
+        return clampTo(d, Math.min(...q), Math.max(...q));
       }
-      if (lo > 0 && s[0].vmin >= 0) return [Math.trunc(s[0].vmin / hi), Math.trunc(s[0].vmax / lo)];
       return full;
     }
     case Ops.MOD: {
       const [lo, hi] = s[1].bounds;
-      if (lo > 0) {
-        const m = hi - 1;
-        if (s[0].vmin >= 0) return [0, Math.min(m, s[0].vmax)];
-        if (s[0].vmax <= 0) return [Math.max(-m, s[0].vmin), 0];
-        return [Math.max(-m, s[0].vmin), Math.min(m, s[0].vmax)];
+      if (lo <= 0 && hi >= 0) return full;
+      // C remainder: the dividend's sign, magnitude below the divisor's
+      const [a, b] = s[0].bounds;
+      const small = Math.min(Math.abs(lo), Math.abs(hi)),
+        m = Math.max(Math.abs(lo), Math.abs(hi)) - 1;
+      if (Math.max(Math.abs(a), Math.abs(b)) < small) return [a, b];
+      if (lo === hi && a >= 0 && Math.floor(a / Math.abs(lo)) === Math.floor(b / Math.abs(lo))) {
+        return [a % lo, b % lo];
       }
-      return full;
+      if (lo === hi && b <= 0 && Math.floor(-b / Math.abs(lo)) === Math.floor(-a / Math.abs(lo))) {
+        return [a % lo, b % lo];
+      }
+      if (a >= 0) return [0, Math.min(m, b)];
+      if (b <= 0) return [Math.max(-m, a), 0];
+      return [Math.max(-m, a), Math.min(m, b)];
     }
+    case Ops.MULACC: {
+      const [a, b] = [s[0].bounds, s[1].bounds];
+      const c = [a[0] * b[0], a[0] * b[1], a[1] * b[0], a[1] * b[1]];
+      return clampTo(d, Math.min(...c) + s[2].vmin, Math.max(...c) + s[2].vmax);
+    }
+    case Ops.TRUNC:
+      return s[0].bounds;
     case Ops.SHL:
       if (s[1].vmin === s[1].vmax && s[1].vmin >= 0 && s[1].vmin < 31) {
         return clampTo(d, s[0].vmin * 2 ** s[1].vmin, s[0].vmax * 2 ** s[1].vmin);
@@ -552,7 +568,16 @@ function computeBounds(u: UOp): Bounds {
       if (s[0].vmin >= 0 && s[1].vmin >= 0) return [0, Math.min(s[0].vmax, s[1].vmax)];
       return full;
     case Ops.OR:
-      if (d === dtypes.bool) return [s[0].vmin | s[1].vmin, s[0].vmax | s[1].vmax];
+    case Ops.XOR:
+      if (d === dtypes.bool) {
+        if (u.op === Ops.OR) return [s[0].vmin | s[1].vmin, s[0].vmax | s[1].vmax];
+        return [0, 1];
+      }
+      if (s[0].vmin >= 0 && s[1].vmin >= 0 && Math.max(s[0].vmax, s[1].vmax) < 2 ** 30) {
+        // no bit above the larger operand's top bit
+        const top = 2 ** Math.ceil(Math.log2(Math.max(s[0].vmax, s[1].vmax) + 1)) - 1;
+        return [u.op === Ops.OR ? Math.max(s[0].vmin, s[1].vmin) : 0, top];
+      }
       return full;
     case Ops.CMPLT:
       return [s[0].vmax < s[1].vmin ? 1 : 0, s[0].vmin < s[1].vmax ? 1 : 0];
@@ -583,7 +608,8 @@ function computeBounds(u: UOp): Bounds {
 
 /** an interval that leaves the dtype's range may wrap: then nothing is known */
 function clampTo(d: DType, lo: number, hi: number): Bounds {
-  if (lo < d.min || hi > d.max || !Number.isFinite(lo) || !Number.isFinite(hi)) {
+  // beyond 2^53 the interval arithmetic itself is inexact (64-bit ints)
+  if (lo < d.min || hi > d.max || !(Math.abs(lo) < 2 ** 53) || !(Math.abs(hi) < 2 ** 53)) {
     return [d.min, d.max];
   }
   return [lo, hi];
