@@ -1,0 +1,161 @@
+// Kernel AST -> ProgramSpec: lower reduces, check bounds, linearize, render.
+import { GroupOp, Ops, type UOp } from "../uop/ops.ts";
+import { graphRewrite, type PatternMatcher } from "../uop/upat.ts";
+import { symbolic } from "../uop/symbolic.ts";
+import { boundsCheckEnabled, checkBounds } from "./bounds.ts";
+import { linearize, type LinearProgram, tripCount } from "./linearize.ts";
+import { type LowerCtx, newLowerCtx, pmLowerReduce } from "./lower.ts";
+import type { ProgramBuf, ProgramSpec } from "./program.ts";
+import { ClangRenderer } from "../renderer/cpu.ts";
+import { JSRenderer } from "../renderer/js.ts";
+import type { CStyleRenderer } from "../renderer/c.ts";
+
+export type { ProgramBuf, ProgramSpec } from "./program.ts";
+export { linearize } from "./linearize.ts";
+
+export interface ToProgramOpts {
+  /** overrides SINK.arg.name and the E_/r_ name */
+  name?: string;
+  /** default: on unless CHECK_BOUNDS=0 */
+  checkBounds?: boolean;
+  /** top-level loops need this many body iterations to get threads (C); default 16384 */
+  parallelMin?: number;
+}
+
+type Pass = readonly [name: string, pm: PatternMatcher<LowerCtx>];
+/** the rewrites before linearizing, in order */
+export const passes: readonly Pass[] = [
+  ["symbolic", symbolic],
+  ["lower reduces", pmLowerReduce],
+];
+
+export interface Lowered {
+  sink: UOp;
+  lin: LinearProgram;
+  ctx: LowerCtx;
+}
+
+/** the kernel with its passes applied and linearized (what renderers and tests inspect) */
+export function lowerKernel(ast: UOp, opts: ToProgramOpts = {}): Lowered {
+  if (ast.op !== Ops.SINK) throw new Error(`toProgram: a kernel AST is a SINK, got ${Ops[ast.op]}`);
+  const ctx = newLowerCtx();
+  let sink = ast;
+  for (const [, pm] of passes) sink = graphRewrite(sink, pm, ctx);
+  return {
+    sink,
+    ctx,
+    lin: linearize(sink, { reduceRanges: ctx.reduceRanges, parallelMin: opts.parallelMin }),
+  };
+}
+
+/** E_ for elementwise, r_ with a reduce, then the loop sizes in program order */
+function kernelName(lin: LinearProgram, reduces: boolean): string {
+  const sizes = lin.uops.filter((u) => u.op === Ops.RANGE).map((r) => {
+    const e = r.src[0];
+    return e.op === Ops.CONST
+      ? String(e.arg)
+      : e.op === Ops.DEFINE_VAR
+      ? (e.arg as [string])[0]
+      : "n";
+  });
+  return `${reduces ? "r" : "E"}_${sizes.length ? sizes.join("_") : "1"}`.replace(
+    /[^A-Za-z0-9_]/g,
+    "_",
+  );
+}
+
+const renderers: Record<"c" | "js", () => CStyleRenderer> = {
+  c: () => new ClangRenderer(),
+  js: () => new JSRenderer(),
+};
+
+export function toProgram(ast: UOp, lang: "c" | "js", opts: ToProgramOpts = {}): ProgramSpec {
+  const { sink, lin, ctx } = lowerKernel(ast, opts);
+  const name = opts.name ?? (ast.arg as { name?: string } | undefined)?.name ??
+    kernelName(lin, ctx.reduceRanges.size > 0 || ctx.regs > 0);
+  if (opts.checkBounds ?? boundsCheckEnabled()) checkBounds(sink, name);
+
+  const globals = new Map<number, UOp>();
+  const stored = new Set<UOp>();
+  const vars = new Map<string, UOp>();
+  for (const u of sink.toposort()) {
+    if (u.op === Ops.DEFINE_GLOBAL) {
+      const slot = (u.arg as [number, number])[0], prev = globals.get(slot);
+      if (prev && prev !== u) {
+        throw new Error(
+          `kernel ${name}: slot ${slot} is defined twice (${prev.dtype.name}, ${u.dtype.name})`,
+        );
+      }
+      globals.set(slot, u);
+    } else if (u.op === Ops.STORE) stored.add(u.src[0].src[0]);
+    else if (u.op === Ops.DEFINE_VAR) {
+      const n = (u.arg as [string])[0], prev = vars.get(n);
+      if (prev && prev !== u) {
+        throw new Error(`kernel ${name}: variable '${n}' is defined twice with different bounds`);
+      }
+      vars.set(n, u);
+    }
+  }
+  const bufs: ProgramBuf[] = [...globals.entries()].sort((a, b) => a[0] - b[0]).map((
+    [slot, g],
+  ) => ({
+    slot,
+    dtype: g.dtype,
+    size: (g.arg as [number, number])[1],
+    mutable: stored.has(g),
+  }));
+  const varList = [...vars.values()].sort((a, b) => {
+    const x = (a.arg as [string])[0], y = (b.arg as [string])[0];
+    return x < y ? -1 : x > y ? 1 : 0;
+  });
+  const src = renderers[lang]().render({ name, lin, bufs, vars: varList });
+  return {
+    name,
+    src,
+    lang,
+    globalSize: [1, 1, 1],
+    localSize: null,
+    bufs,
+    vars: varList.map((v) => (v.arg as [string])[0]),
+    ...estimates(lin),
+  };
+}
+
+/** flops (ALU ops outside index math) and bytes of global memory one run touches */
+function estimates(lin: LinearProgram): { ops: number; mem: number } {
+  const mult = (b: UOp | null): number => {
+    let m = 1;
+    for (let x = b; x; x = lin.parent.get(x) ?? null) m *= tripCount(x);
+    return m;
+  };
+  // index-only nodes: every user is an INDEX address/gate or another index-only node
+  const users = new Map<UOp, UOp[]>();
+  for (const u of lin.uops) {
+    for (const s of u.src) {
+      if (!users.has(s)) users.set(s, []);
+      users.get(s)!.push(u);
+    }
+  }
+  const indexOnly = new Set<UOp>();
+  for (let i = lin.uops.length - 1; i >= 0; i--) {
+    const u = lin.uops[i], us = users.get(u) ?? [];
+    if (
+      us.length && us.every((x) => x.op === Ops.INDEX || x.op === Ops.RANGE || indexOnly.has(x))
+    ) indexOnly.add(u);
+  }
+  let ops = 0;
+  const touched = new Map<UOp, number>();
+  for (const u of lin.uops) {
+    const m = mult(lin.block.get(u) ?? null);
+    if (GroupOp.ALU.has(u.op) && !indexOnly.has(u)) ops += m * (u.op === Ops.MULACC ? 2 : 1);
+    if ((u.op === Ops.LOAD || u.op === Ops.STORE) && u.src[0].src[0].op === Ops.DEFINE_GLOBAL) {
+      const g = u.src[0].src[0];
+      touched.set(g, (touched.get(g) ?? 0) + m);
+    }
+  }
+  let mem = 0;
+  for (const [g, n] of touched) {
+    mem += Math.min(n, (g.arg as [number, number])[1]) * g.dtype.itemsize;
+  }
+  return { ops, mem };
+}

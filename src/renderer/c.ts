@@ -1,0 +1,406 @@
+// The C-style renderer: one walk over the linear program, with per-language tables and hooks
+// (type names, op formatters, loads/stores, loops, the kernel signature). C for the CPU uses it
+// as is (cpu.ts adds the prelude); CUDA/HIP/JS override the hooks they differ in.
+import {
+  axisLetter,
+  type AxisType,
+  type ConstValue,
+  GroupOp,
+  opName,
+  Ops,
+  type UOp,
+} from "../uop/ops.ts";
+import { type DType, dtypes } from "../dtype.ts";
+import type { LinearProgram } from "../codegen/linearize.ts";
+import type { ProgramBuf } from "../codegen/program.ts";
+
+export interface RenderInput {
+  name: string;
+  lin: LinearProgram;
+  bufs: readonly ProgramBuf[];
+  /** DEFINE_VARs, sorted by name */
+  vars: readonly UOp[];
+}
+
+type OpFmt = (s: string[], d: DType) => string;
+
+/** a C identifier made from a user's variable name */
+export const identifier = (n: string): string => {
+  const s = n.replace(/[^A-Za-z0-9_]/g, "_");
+  return /^[0-9]/.test(s) ? `v_${s}` : s;
+};
+
+/** an interval that spans the whole dtype means interval arithmetic saw a possible wrap */
+export const mayWrap = (u: UOp): boolean => u.vmin === u.dtype.min && u.vmax === u.dtype.max;
+
+/** the shortest decimal that reads back as float32 `v` (v is float32-exact) */
+export function floatLiteral(v: number): string {
+  for (let p = 1; p <= 9; p++) {
+    const s = v.toPrecision(p);
+    if (Math.fround(Number(s)) === v) return cleanNum(String(Number(s)));
+  }
+  return cleanNum(String(v));
+}
+const cleanNum = (s: string): string => (/[.e]/.test(s) ? s : `${s}.0`);
+
+/** `!x` for x != true and `a-k` for a + -k (ints that cannot wrap): easier to read */
+export function prettyAlu(u: UOp, s: string[]): string | null {
+  const b = u.src[1];
+  if (u.op === Ops.CMPNE && b?.op === Ops.CONST && b.arg === true) return `(!${s[0]})`;
+  if (
+    u.op === Ops.ADD && b?.op === Ops.CONST && u.dtype.isInt && (b.arg as number) < 0 &&
+    !mayWrap(u) && u.dtype.itemsize === 4
+  ) return `(${s[0]}-${-(b.arg as number)})`;
+  return null;
+}
+
+export class CStyleRenderer {
+  readonly lang: "c" | "js" = "c";
+  /** storage types by dtype name */
+  typeNames: Record<string, string> = {
+    bool: "_Bool",
+    int8: "signed char",
+    uint8: "unsigned char",
+    int16: "short",
+    uint16: "unsigned short",
+    int32: "int",
+    uint32: "unsigned int",
+    int64: "long long",
+    uint64: "unsigned long long",
+    float16: "half",
+    bfloat16: "unsigned short",
+    float32: "float",
+    float64: "double",
+  };
+  /** math functions by op, for float (f32 and the 16-bit floats) and double */
+  mathFns: Partial<Record<Ops, [string, string]>> = {
+    [Ops.EXP2]: ["__builtin_exp2f", "__builtin_exp2"],
+    [Ops.LOG2]: ["__builtin_log2f", "__builtin_log2"],
+    [Ops.SIN]: ["__builtin_sinf", "__builtin_sin"],
+    [Ops.SQRT]: ["__builtin_sqrtf", "__builtin_sqrt"],
+    [Ops.TRUNC]: ["__builtin_truncf", "__builtin_trunc"],
+    [Ops.POW]: ["__builtin_powf", "__builtin_pow"],
+  };
+  codeForOp: Partial<Record<Ops, OpFmt>> = {
+    [Ops.ADD]: ([a, b]) => `(${a}+${b})`,
+    [Ops.SUB]: ([a, b]) => `(${a}-${b})`,
+    [Ops.MUL]: ([a, b]) => `(${a}*${b})`,
+    [Ops.FDIV]: ([a, b]) => `(${a}/${b})`,
+    [Ops.IDIV]: ([a, b]) => `(${a}/${b})`,
+    [Ops.MOD]: ([a, b]) => `(${a}%${b})`,
+    [Ops.CMPLT]: ([a, b]) => `(${a}<${b})`,
+    [Ops.CMPNE]: ([a, b]) => `(${a}!=${b})`,
+    [Ops.CMPEQ]: ([a, b]) => `(${a}==${b})`,
+    [Ops.XOR]: ([a, b]) => `(${a}^${b})`,
+    [Ops.OR]: ([a, b]) => `(${a}|${b})`,
+    [Ops.AND]: ([a, b]) => `(${a}&${b})`,
+    [Ops.SHL]: ([a, b]) => `(${a}<<${b})`,
+    [Ops.SHR]: ([a, b]) => `(${a}>>${b})`,
+    [Ops.NEG]: ([a]) => `(-${a})`,
+    [Ops.RECIPROCAL]: ([a], d) => `(${d === dtypes.float64 ? "1.0" : "1.0f"}/${a})`,
+    [Ops.WHERE]: ([c, a, b]) => `(${c}?${a}:${b})`,
+    [Ops.MULACC]: ([a, b, c]) => `((${a}*${b})+${c})`,
+  };
+
+  /** helper definitions this kernel needs, by name */
+  protected helpers = new Map<string, string>();
+  protected used = new Set<DType>();
+
+  // ---- types and values ----
+  storageType(d: DType): string {
+    const t = this.typeNames[d.name];
+    if (!t) throw new Error(`${this.constructor.name}: no type for dtype ${d.name}`);
+    return t;
+  }
+  /** the type a value lives in between loads and stores (16-bit floats compute in float) */
+  valueType(d: DType): string {
+    return d === dtypes.float16 || d === dtypes.bfloat16 ? "float" : this.storageType(d);
+  }
+  constant(v: ConstValue, d: DType): string {
+    if (d === dtypes.bool) return v ? "1" : "0";
+    const x = Number(v);
+    if (d.isFloat) {
+      const dbl = d === dtypes.float64, f = dbl ? "" : "f";
+      if (Number.isNaN(x)) return `__builtin_nan${f}("")`;
+      if (x === Infinity) return `__builtin_inf${f}()`;
+      if (x === -Infinity) return `(-__builtin_inf${f}())`;
+      const s = dbl ? cleanNum(String(x)) : floatLiteral(x) + "f";
+      return x < 0 || Object.is(x, -0) ? `(${Object.is(x, -0) ? "-" : ""}${s})` : s;
+    }
+    const suffix = { uint32: "u", int64: "ll", uint64: "ull" }[d.name as string] ?? "";
+    if (x === d.min && d.isInt && !d.isUnsigned && d.itemsize >= 4) {
+      return `(${x + 1}${suffix}-1${suffix})`;
+    }
+    return x < 0 ? `(${x}${suffix})` : `${x}${suffix}`;
+  }
+  /** a result of dtype d, computed in a wider type, brought back into d */
+  wrap(d: DType, e: string): string {
+    if (d === dtypes.float16) return `((float)(half)${e})`;
+    if (d === dtypes.bfloat16) return `${this.bf16Helpers()}(${e})`;
+    return e;
+  }
+  loadValue(d: DType, access: string): string {
+    if (d === dtypes.float16) return `((float)${access})`;
+    if (d === dtypes.bfloat16) return (this.bf16Helpers(), `tg_bf16_load(${access})`);
+    return access;
+  }
+  storeValue(d: DType, v: string): string {
+    if (d === dtypes.float16) return `((half)${v})`;
+    if (d === dtypes.bfloat16) return (this.bf16Helpers(), `tg_bf16_bits(${v})`);
+    return v;
+  }
+  /** registers the bfloat16 helpers; returns the rounding helper's name */
+  protected bf16Helpers(): string {
+    this.helpers.set(
+      "tg_bf16",
+      [
+        "static inline float tg_bf16_load(unsigned short b) { unsigned int u = (unsigned int)b << 16; float f; __builtin_memcpy(&f, &u, 4); return f; }",
+        "static inline unsigned short tg_bf16_bits(float f) { unsigned int u; __builtin_memcpy(&u, &f, 4); if (f != f) return (unsigned short)((u >> 16) | 0x40u); return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16); }",
+        "static inline float tg_bf16_round(float f) { return tg_bf16_load(tg_bf16_bits(f)); }",
+      ].join("\n"),
+    );
+    return "tg_bf16_round";
+  }
+
+  // ---- ops ----
+  alu(u: UOp, s: string[]): string {
+    const d = u.dtype, op = u.op, sd = u.src[0].dtype;
+    const pretty = prettyAlu(u, s);
+    if (pretty) return pretty;
+    if (d === dtypes.bool && (op === Ops.ADD || op === Ops.MAX)) return `(${s[0]}|${s[1]})`;
+    if (d === dtypes.bool && op === Ops.MUL) return `(${s[0]}&${s[1]})`;
+    if (op === Ops.MAX) return `${this.maxHelper(d)}(${s[0]}, ${s[1]})`;
+    if ((op === Ops.IDIV || op === Ops.MOD) && this.divNeedsGuard(u)) {
+      return this.wrapInt(u, `${this.divHelper(op, d)}(${s[0]}, ${s[1]})`);
+    }
+    const fn = this.mathFns[op];
+    if (fn && d.isFloat) {
+      return this.wrap(d, `${fn[d === dtypes.float64 ? 1 : 0]}(${s.join(", ")})`);
+    }
+    if (op === Ops.TRUNC) return s[0];
+    const fmt = this.codeForOp[op];
+    if (!fmt) throw new Error(`${this.constructor.name}: cannot render ${opName(op)} on ${d.name}`);
+    if (
+      d.isInt && !d.isUnsigned && d.itemsize >= 4 && mayWrap(u) &&
+      (op === Ops.ADD || op === Ops.SUB || op === Ops.MUL || op === Ops.NEG || op === Ops.SHL)
+    ) {
+      // signed overflow is undefined in C: wrap through the unsigned type
+      const ut = `unsigned ${this.storageType(d).replace("signed ", "")}`;
+      return `((${this.storageType(d)})${fmt(s.map((x) => `(${ut})${x}`), d)})`;
+    }
+    if (GroupOp.Comparison.has(op) || op === Ops.WHERE || sd === dtypes.bool) return fmt(s, d);
+    if (op === Ops.NEG && d.isFloat) return fmt(s, d);
+    return d.isFloat ? this.wrap(d, fmt(s, d)) : this.wrapInt(u, fmt(s, d));
+  }
+  /** integers narrower than int compute in int (C promotion): cut the result back */
+  wrapInt(u: UOp, e: string): string {
+    if (!u.dtype.isInt || u.dtype.itemsize >= 4 || !mayWrap(u)) return e;
+    return `((${this.storageType(u.dtype)})${e})`;
+  }
+  /** x/0 and INT_MIN/-1 trap on x86: give 0 and the wrapped quotient, as JS does */
+  divNeedsGuard(u: UOp): boolean {
+    const [lo, hi] = u.src[1].bounds;
+    return (lo <= 0 && hi >= 0) || (!u.dtype.isUnsigned && lo <= -1 && hi >= -1);
+  }
+  divHelper(op: Ops, d: DType): string {
+    const t = this.valueType(d), div = op === Ops.IDIV;
+    const name = `tg_${div ? "idiv" : "mod"}_${d.name}`;
+    const wide = d.itemsize < 4 ? "int" : t; // narrow ints are promoted, so no -1 trap there
+    const ut = wide.startsWith("unsigned") ? wide : `unsigned ${wide}`;
+    const neg = d.isUnsigned
+      ? ""
+      : ` if (b == -1) return ${div ? `(${wide})(0u - (${ut})a)` : "0"};`;
+    this.helpers.set(
+      name,
+      `static inline ${wide} ${name}(${wide} a, ${wide} b) { if (b == 0) return 0;${neg} return a ${
+        div ? "/" : "%"
+      } b; }`,
+    );
+    return name;
+  }
+  maxHelper(d: DType): string {
+    const t = this.valueType(d), name = `tg_max_${t.replace(/ /g, "_")}`;
+    const nan = d.isFloat ? "a != a || " : ""; // NaN wins, as Math.max
+    this.helpers.set(
+      name,
+      `static inline ${t} ${name}(${t} a, ${t} b) { return (${nan}a > b) ? a : b; }`,
+    );
+    return name;
+  }
+  cast(u: UOp, x: string): string {
+    const d = u.dtype;
+    if ((d === dtypes.float16 || d === dtypes.bfloat16) && u.src[0].dtype === dtypes.float64) {
+      // double -> float -> 16 bits rounds twice; rounding to odd first makes the second exact
+      this.helpers.set(
+        "tg_d2f_odd",
+        "static inline float tg_d2f_odd(double d) { float f = (float)d; if ((double)f != d && d == d) { unsigned int u; __builtin_memcpy(&u, &f, 4); if (__builtin_fabs((double)f) > __builtin_fabs(d)) u -= 1; u |= 1u; __builtin_memcpy(&f, &u, 4); } return f; }",
+      );
+      x = `tg_d2f_odd(${x})`;
+    }
+    if (d === dtypes.float16) return `((float)(half)(${x}))`;
+    if (d === dtypes.bfloat16) return `${this.bf16Helpers()}((float)(${x}))`;
+    return `((${this.valueType(d)})(${x}))`;
+  }
+  bitcast(u: UOp, x: string): string {
+    const from = u.src[0].dtype, to = u.dtype;
+    if (from.itemsize !== to.itemsize) {
+      throw new Error(`BITCAST ${from.name} -> ${to.name}: item sizes differ`);
+    }
+    const name = `tg_bitcast_${from.name}_${to.name}`;
+    this.helpers.set(
+      name,
+      `static inline ${this.valueType(to)} ${name}(${this.valueType(from)} x) { ${
+        this.storageType(from)
+      } s = ${this.storeValue(from, "x")}; ${
+        this.storageType(to)
+      } d; __builtin_memcpy(&d, &s, sizeof(d)); return ${this.loadValue(to, "d")}; }`,
+    );
+    return `${name}(${x})`;
+  }
+
+  // ---- statements ----
+  declare(d: DType, name: string, expr: string, _mutable: boolean): string {
+    return `${this.valueType(d)} ${name} = ${expr};`;
+  }
+  loop(name: string, end: string, _parallel: boolean): string[] {
+    return [`for (int ${name} = 0; ${name} < ${end}; ${name}++) {`];
+  }
+  bufParam(b: ProgramBuf): string {
+    return `${b.mutable ? "" : "const "}${this.storageType(b.dtype)}* restrict data${b.slot}`;
+  }
+  varParam(v: UOp): string {
+    return `const ${this.valueType(v.dtype)} ${identifier((v.arg as [string])[0])}`;
+  }
+  prelude(): string[] {
+    return [];
+  }
+  kernel(name: string, params: string[], body: string[]): string {
+    return [
+      ...this.prelude(),
+      ...this.helpers.values(),
+      `void ${name}(${params.join(", ")}) {`,
+      ...body,
+      "}",
+    ]
+      .join("\n") + "\n";
+  }
+
+  // ---- the walk ----
+  render(inp: RenderInput): string {
+    this.helpers = new Map();
+    this.used = new Set(inp.bufs.map((b) => b.dtype));
+    const { uops, block } = inp.lin;
+    const users = new Map<UOp, UOp[]>();
+    for (const u of uops) {
+      for (const s of u.src) {
+        if (!users.has(s)) users.set(s, []);
+        users.get(s)!.push(u);
+      }
+    }
+    const r = new Map<UOp, string>();
+    const declared = new Set<UOp>();
+    const body: string[] = [];
+    let depth = 1;
+    const counts: Record<string, number> = {};
+    const fresh = (p: string) => `${p}${counts[p] = (counts[p] ?? -1) + 1}`;
+    const line = (s: string) => body.push("  ".repeat(depth) + s);
+    const names = new Set<string>();
+    // an INDEX is rendered into each of its loads and stores, so look through it to them
+    const useBlocks = (u: UOp): (UOp | null | undefined)[] =>
+      (users.get(u) ?? []).flatMap((x) =>
+        x.op === Ops.INDEX ? (users.get(x) ?? []).map((y) => block.get(y)) : [block.get(x)]
+      );
+    const expr = (u: UOp, e: string, prefix: string) => {
+      const us = users.get(u) ?? [];
+      if (us.length === 1 && useBlocks(u).every((b) => b === block.get(u))) r.set(u, e);
+      else {
+        const n = fresh(prefix);
+        line(this.declare(u.dtype, n, e, false));
+        r.set(u, n);
+      }
+    };
+    for (const u of uops) {
+      for (const s of u.src) this.used.add(s.dtype.scalar());
+      const s = u.src.map((x) => r.get(x)!);
+      switch (u.op) {
+        case Ops.DEFINE_GLOBAL:
+          r.set(u, `data${(u.arg as [number])[0]}`);
+          break;
+        case Ops.DEFINE_VAR:
+          r.set(u, identifier((u.arg as [string])[0]));
+          break;
+        case Ops.DEFINE_REG:
+          r.set(u, `acc${(u.arg as [number])[0]}`);
+          break;
+        case Ops.CONST:
+          r.set(u, this.constant(u.arg as ConstValue, u.dtype));
+          break;
+        case Ops.RANGE: {
+          const [id, t] = u.arg as [number, AxisType];
+          let n = `${axisLetter[t]}idx${id}`;
+          while (names.has(n)) n += "_";
+          names.add(n);
+          r.set(u, n);
+          for (const l of this.loop(n, s[0], inp.lin.parallel.has(u))) line(l);
+          depth++;
+          break;
+        }
+        case Ops.END:
+          depth--;
+          line("}");
+          break;
+        case Ops.INDEX:
+          r.set(u, u.src[0].op === Ops.DEFINE_REG ? s[0] : `${s[0]}[${s[1]}]`);
+          break;
+        case Ops.LOAD: {
+          const idx = u.src[0];
+          if (idx.src[0].op === Ops.DEFINE_REG) {
+            r.set(u, s[0]);
+            break;
+          }
+          let e = this.loadValue(u.dtype, s[0]);
+          if (idx.src[2]) {
+            e = `(${r.get(idx.src[2])}?${e}:${
+              this.constant(u.dtype === dtypes.bool ? false : 0, u.dtype)
+            })`;
+          }
+          const n = fresh("val");
+          line(this.declare(u.dtype, n, e, false));
+          r.set(u, n);
+          break;
+        }
+        case Ops.STORE: {
+          const idx = u.src[0], v = u.src[1];
+          if (idx.src[0].op === Ops.DEFINE_REG) {
+            const reg = idx.src[0];
+            if (declared.has(reg)) line(`${s[0]} = ${s[1]};`);
+            else {
+              declared.add(reg);
+              line(this.declare(v.dtype, s[0], s[1], true));
+            }
+            break;
+          }
+          const st = `${s[0]} = ${this.storeValue(v.dtype, s[1])};`;
+          line(idx.src[2] ? `if (${r.get(idx.src[2])}) ${st}` : st);
+          break;
+        }
+        case Ops.CAST:
+          expr(u, u.dtype === u.src[0].dtype ? s[0] : this.cast(u, s[0]), "cast");
+          break;
+        case Ops.BITCAST:
+          expr(u, this.bitcast(u, s[0]), "cast");
+          break;
+        default:
+          if (!GroupOp.ALU.has(u.op)) {
+            throw new Error(`${this.constructor.name}: cannot render ${opName(u.op)}`);
+          }
+          expr(u, this.alu(u, s), "alu");
+      }
+    }
+    const params = [
+      ...inp.bufs.map((b) => this.bufParam(b)),
+      ...inp.vars.map((v) => this.varParam(v)),
+    ];
+    return this.kernel(inp.name, params, body);
+  }
+}
