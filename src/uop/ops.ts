@@ -162,15 +162,81 @@ function argKey(a: unknown): string {
   throw new Error(`UOp arg of type ${typeof a} cannot be hash-consed`);
 }
 
-const ucache = new Map<string, WeakRef<UOp>>();
-const ufinal = new FinalizationRegistry<string>((key) => {
-  const r = ucache.get(key);
-  if (r !== undefined && r.deref() === undefined) ucache.delete(key);
+// Buckets by a 32-bit hash of (op, dtype, source ids, arg): number keys hash far faster than
+// string keys, and a bucket is almost always one node. Entries are weak: a graph nobody holds is
+// collected and its entries leave with it.
+type Bucket = WeakRef<UOp> | WeakRef<UOp>[];
+const ucache = new Map<number, Bucket>();
+let liveEntries = 0;
+const ufinal = new FinalizationRegistry<number>((h) => {
+  const b = ucache.get(h);
+  if (b === undefined) return;
+  if (!Array.isArray(b)) {
+    if (b.deref() === undefined) ucache.delete(h), liveEntries--;
+    return;
+  }
+  const alive = b.filter((r) => r.deref() !== undefined);
+  liveEntries -= b.length - alive.length;
+  if (alive.length === 0) ucache.delete(h);
+  else ucache.set(h, alive.length === 1 ? alive[0] : alive);
 });
 let nextId = 0;
 
+const mix = (h: number, x: number): number => Math.imul(h ^ x, 0x01000193);
+const dtypeHash = new Map<DType, number>();
+function hashDType(d: DType): number {
+  let h = dtypeHash.get(d);
+  if (h === undefined) dtypeHash.set(d, h = hashString(d.name));
+  return h;
+}
+function hashString(str: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < str.length; i++) h = mix(h, str.charCodeAt(i));
+  return h;
+}
+const f64 = new Float64Array(1), f64u = new Uint32Array(f64.buffer);
+function hashArg(a: unknown): number {
+  if (typeof a === "number") {
+    if (Number.isInteger(a) && Math.abs(a) < 2 ** 31 && !Object.is(a, -0)) return a | 0;
+    f64[0] = a;
+    return mix(f64u[0], f64u[1]);
+  }
+  if (a === undefined) return 0x5bd1e995;
+  if (typeof a === "boolean") return a ? 0x27d4eb2d : 0x165667b1;
+  if (Array.isArray(a)) {
+    let h = mix(0x9e3779b9, a.length);
+    for (let i = 0; i < a.length; i++) h = mix(h, hashArg(a[i]));
+    return h;
+  }
+  if (typeof a === "object" && a !== null && !(a instanceof DType)) {
+    let h = 0x85ebca6b;
+    for (const k in a) h = mix(mix(h, hashString(k)), hashArg((a as Record<string, unknown>)[k]));
+    return h;
+  }
+  return hashString(argKey(a));
+}
+function argEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return typeof a !== "number" || !Object.is(a, -0) === !Object.is(b, -0);
+  if (typeof a === "number" && typeof b === "number") return Number.isNaN(a) && Number.isNaN(b);
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!argEqual(a[i], b[i])) return false;
+    return true;
+  }
+  if (a instanceof DType || b instanceof DType || Array.isArray(b)) return false;
+  const ka = Object.keys(a), kb = Object.keys(b);
+  if (ka.length !== kb.length) return false;
+  for (const k of ka) {
+    if (!argEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) {
+      return false;
+    }
+  }
+  return true;
+}
+
 /** number of live entries in the hash-cons cache (for tests of memory behaviour) */
-export const uopCacheSize = (): number => ucache.size;
+export const uopCacheSize = (): number => liveEntries;
 
 export type Bounds = readonly [number, number];
 
@@ -192,15 +258,35 @@ export class UOp {
 
   /** The one way to make a UOp: equal (op, dtype, src, arg) give the same object. */
   static make(op: Ops, dtype: DType, src: readonly UOp[] = [], arg?: unknown): UOp {
-    let key = `${op}|${dtype.name}|`;
-    for (let i = 0; i < src.length; i++) key += `${src[i].id},`;
-    if (arg !== undefined) key += `|${argKey(arg)}`;
-    const hit = ucache.get(key)?.deref();
-    if (hit !== undefined) return hit;
+    let h = mix(mix(0x811c9dc5, op), hashDType(dtype));
+    for (let i = 0; i < src.length; i++) h = mix(h, src[i].id);
+    h = mix(h, hashArg(arg));
+    const b = ucache.get(h);
+    if (b !== undefined) {
+      if (!Array.isArray(b)) {
+        const u = b.deref();
+        if (
+          u !== undefined && u.op === op && u.dtype === dtype && sameSrc(u.src, src) &&
+          argEqual(u.arg, arg)
+        ) return u;
+      } else {
+        for (const r of b) {
+          const u = r.deref();
+          if (
+            u !== undefined && u.op === op && u.dtype === dtype && sameSrc(u.src, src) &&
+            argEqual(u.arg, arg)
+          ) return u;
+        }
+      }
+    }
     verifyUOp(op, dtype, src, arg);
     const u = new UOp(op, dtype, Object.freeze(src.slice()), arg);
-    ucache.set(key, new WeakRef(u));
-    ufinal.register(u, key);
+    const ref = new WeakRef(u);
+    if (b === undefined) ucache.set(h, ref);
+    else if (Array.isArray(b)) b.push(ref);
+    else ucache.set(h, [b, ref]);
+    liveEntries++;
+    ufinal.register(u, h);
     return u;
   }
 
@@ -389,17 +475,24 @@ export class UOp {
   }
   /** [vmin, vmax] under interval arithmetic; floats are unbounded */
   get bounds(): Bounds {
-    if (this._bounds) return this._bounds;
-    // compute children first without deep recursion
-    for (const u of this.toposort()) if (!u._bounds) u._bounds = computeBounds(u);
+    if (this._bounds === undefined) {
+      if (this.src.every((x) => x._bounds !== undefined)) this._bounds = computeBounds(this);
+      else {for (const u of uncached(this, (x) => x._bounds !== undefined)) {
+          u._bounds = computeBounds(u);
+        }}
+    }
     return this._bounds!;
   }
 
   // ---- tensor-graph shapes ----
   /** the shape of a tensor-graph node; null for kernel-level nodes */
   get shape(): readonly number[] | null {
-    if (this._shape !== undefined) return this._shape;
-    for (const u of this.toposort()) if (u._shape === undefined) u._shape = computeShape(u);
+    if (this._shape === undefined) {
+      if (this.src.every((x) => x._shape !== undefined)) this._shape = computeShape(this);
+      else {for (const u of uncached(this, (x) => x._shape !== undefined)) {
+          u._shape = computeShape(u);
+        }}
+    }
     return this._shape!;
   }
 
@@ -410,6 +503,28 @@ export class UOp {
   toString(): string {
     return printGraph(this);
   }
+}
+
+/**
+ * The nodes below `root` (root last) whose cached property is missing, sources first: computing a
+ * property walks only the new part of the graph, without recursion and without keeping a list.
+ */
+function uncached(root: UOp, done: (u: UOp) => boolean): UOp[] {
+  const out: UOp[] = [];
+  const seen = new Set<UOp>();
+  const stack: [UOp, boolean][] = [[root, false]];
+  while (stack.length) {
+    const [u, ready] = stack.pop()!;
+    if (ready) {
+      out.push(u);
+      continue;
+    }
+    if (seen.has(u) || done(u)) continue;
+    seen.add(u);
+    stack.push([u, true]);
+    for (const x of u.src) if (!seen.has(x) && !done(x)) stack.push([x, false]);
+  }
+  return out;
 }
 
 function sameSrc(a: readonly UOp[], b: readonly UOp[]): boolean {
