@@ -30,7 +30,8 @@ export interface UPatOpts {
 type Matcher = (u: UOp, b: Bindings, trail: string[]) => boolean;
 
 function undo(b: Bindings, trail: string[], mark: number): void {
-  while (trail.length > mark) delete b[trail.pop()!];
+  // assigning undefined keeps the object's shape (delete would turn it into a slow dictionary)
+  while (trail.length > mark) b[trail.pop()!] = undefined as unknown as UOp;
 }
 
 function argEq(a: unknown, b: unknown): boolean {
