@@ -12,6 +12,7 @@ import * as M from "./tensor/movement.ts";
 import * as N from "./tensor/nnfunc.ts";
 import * as Rnd from "./tensor/random.ts";
 import * as R from "./tensor/reduce.ts";
+import { tensorBackward, tensorGradient, trackGrad } from "./gradient.ts";
 
 export type TensorLike = Tensor | number | boolean;
 export interface TensorOpts {
@@ -29,10 +30,10 @@ const isRealized = (u: UOp): boolean =>
   u.op === Ops.BUFFER || (u.op === Ops.RESHAPE && u.src[0].op === Ops.BUFFER);
 
 export class Tensor {
-  /** the graph this tensor is; replaced by its buffer-backed form once realized */
-  uop: UOp;
+  private _uop!: UOp;
+  private _requiresGrad = false;
   readonly device: string;
-  requiresGrad = false;
+  /** d(loss)/d(this), accumulated by backward(); the optimizer's zeroGrad() sets it to null */
   grad: Tensor | null = null;
   /** dropout is active only while this is true */
   static training = false;
@@ -44,6 +45,29 @@ export class Tensor {
     }
     this.uop = uop;
     this.device = device ?? backend().defaultDevice();
+  }
+  /** the graph this tensor is; replaced by its buffer-backed form once realized */
+  get uop(): UOp {
+    return this._uop;
+  }
+  set uop(u: UOp) {
+    this._uop = u;
+    // autograd finds a tensor from any node it has been, since a loss built earlier holds those
+    if (this._requiresGrad) trackGrad(this);
+  }
+  /**
+   * Whether backward() fills `grad`. A graph of constants alone (zeros, ones, full, eye) is
+   * realized when this is set: hash-consing makes equal constants one node, so two zero biases
+   * would otherwise share a node and their gradients.
+   */
+  get requiresGrad(): boolean {
+    return this._requiresGrad;
+  }
+  set requiresGrad(v: boolean) {
+    this._requiresGrad = v;
+    if (!v) return;
+    if (!this.uop.toposort().some((u) => u.op === Ops.BUFFER)) this.realize();
+    trackGrad(this);
   }
   static fromUOp(uop: UOp, device?: string): Tensor {
     return new Tensor(uop, device);
@@ -521,6 +545,21 @@ export class Tensor {
   }
   detach(): Tensor {
     return new Tensor(UOp.make(Ops.DETACH, this.dtype, [this.uop]), this.device);
+  }
+
+  // ---- autograd (src/gradient.ts) ----
+  /**
+   * Adds d(this)/d(t) to `t.grad` for every tensor t with requiresGrad that this depends on.
+   * Needs a one-element loss unless `gradient` (the loss's shape) is given; call it before the
+   * loss is realized or read, since realizing replaces the loss's graph with its buffer.
+   */
+  backward(gradient?: Tensor): this {
+    tensorBackward(this, gradient);
+    return this;
+  }
+  /** d(this)/d(target) for each target, without storing anything */
+  gradient(...targets: Tensor[]): Tensor[] {
+    return tensorGradient(this, targets);
   }
 
   // ---- execution and data ----
