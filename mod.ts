@@ -6,3 +6,4 @@ export { Device } from "./src/runtime/device.ts";
 export { GlobalCounters } from "./src/engine/counters.ts";
 export { Ops, UOp, Variable } from "./src/uop/ops.ts";
 export { graphRewrite, PatternMatcher, UPat } from "./src/uop/upat.ts";
+export { nn } from "./src/nn/index.ts";
