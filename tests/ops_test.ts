@@ -25,7 +25,8 @@ type OpFn = (inputs: Tensor[], args: unknown[], device: string) => OpResult;
 type Fn = (...args: any[]) => unknown;
 type MethodName = { [K in keyof Tensor]: Tensor[K] extends Fn ? K : never }[keyof Tensor];
 
-const TESTED_DEVICES = ["JS", "CPU"];
+// TG_OPS_DEVICES (comma-separated) runs the suite elsewhere, e.g. on CUDA from tests/gpu/
+const TESTED_DEVICES = (Deno.env.get("TG_OPS_DEVICES") ?? "JS,CPU").split(",");
 const filter = Deno.env.get("TG_OPS_FILTER");
 const selected = (stepName: string): boolean => !filter || new RegExp(filter).test(stepName);
 const devices = Device.list().filter((d) => TESTED_DEVICES.includes(d));

@@ -8,7 +8,9 @@ import { type LowerCtx, newLowerCtx, pmLowerReduce } from "./lower.ts";
 import type { ProgramBuf, ProgramSpec } from "./program.ts";
 import { ClangRenderer } from "../renderer/cpu.ts";
 import { JSRenderer } from "../renderer/js.ts";
+import { CUDARenderer } from "../renderer/cuda.ts";
 import type { CStyleRenderer } from "../renderer/c.ts";
+import { gpuDims, type LaunchDims } from "./gpudims.ts";
 
 export type { ProgramBuf, ProgramSpec } from "./program.ts";
 export { linearize } from "./linearize.ts";
@@ -33,24 +35,45 @@ export interface Lowered {
   sink: UOp;
   lin: LinearProgram;
   ctx: LowerCtx;
+  /** GPU languages: the grid (blocks) and block (threads) the output ranges were mapped to */
+  dims: LaunchDims | null;
+  /**
+   * the kernel before gpudims: the bounds check proves its loop form, since index arithmetic
+   * merged across thread indices defeats interval reasoning (gpudims is a bijection onto the
+   * same range values, tested in tests/cuda_render_test.ts)
+   */
+  checked: UOp;
 }
 
+export type CodegenLang = "c" | "js" | "cuda";
+/** languages whose kernels run one thread per output element (src/codegen/gpudims.ts) */
+const GPU_LANGS: ReadonlySet<CodegenLang> = new Set(["cuda"]);
+
 /** the kernel with its passes applied and linearized (what renderers and tests inspect) */
-export function lowerKernel(ast: UOp, opts: ToProgramOpts = {}): Lowered {
+export function lowerKernel(
+  ast: UOp,
+  opts: ToProgramOpts = {},
+  lang: CodegenLang = "c",
+): Lowered {
   if (ast.op !== Ops.SINK) throw new Error(`toProgram: a kernel AST is a SINK, got ${Ops[ast.op]}`);
   const ctx = newLowerCtx();
   let sink = ast;
   for (const [, pm] of passes) sink = graphRewrite(sink, pm, ctx);
+  let dims: LaunchDims | null = null;
+  const checked = sink;
+  if (GPU_LANGS.has(lang)) ({ sink, dims } = gpuDims(sink, ctx.reduceRanges));
   return {
     sink,
     ctx,
+    dims,
+    checked,
     lin: linearize(sink, { reduceRanges: ctx.reduceRanges, parallelMin: opts.parallelMin }),
   };
 }
 
 /** E_ for elementwise, r_ with a reduce, then the loop sizes in program order */
-function kernelName(lin: LinearProgram, reduces: boolean): string {
-  const sizes = lin.uops.filter((u) => u.op === Ops.RANGE).map((r) => {
+function kernelName(lin: LinearProgram, reduces: boolean, mapped: UOp[] = []): string {
+  const sizes = [...mapped, ...lin.uops.filter((u) => u.op === Ops.RANGE)].map((r) => {
     const e = r.src[0];
     return e.op === Ops.CONST
       ? String(e.arg)
@@ -64,16 +87,17 @@ function kernelName(lin: LinearProgram, reduces: boolean): string {
   );
 }
 
-const renderers: Record<"c" | "js", () => CStyleRenderer> = {
+const renderers: Record<CodegenLang, (dims: LaunchDims | null) => CStyleRenderer> = {
   c: () => new ClangRenderer(),
   js: () => new JSRenderer(),
+  cuda: (dims) => new CUDARenderer(dims!.localSize),
 };
 
-export function toProgram(ast: UOp, lang: "c" | "js", opts: ToProgramOpts = {}): ProgramSpec {
-  const { sink, lin, ctx } = lowerKernel(ast, opts);
+export function toProgram(ast: UOp, lang: CodegenLang, opts: ToProgramOpts = {}): ProgramSpec {
+  const { sink, lin, ctx, dims, checked } = lowerKernel(ast, opts, lang);
   const name = opts.name ?? (ast.arg as { name?: string } | undefined)?.name ??
-    kernelName(lin, ctx.reduceRanges.size > 0 || ctx.regs > 0);
-  if (opts.checkBounds ?? boundsCheckEnabled()) checkBounds(sink, name);
+    kernelName(lin, ctx.reduceRanges.size > 0 || ctx.regs > 0, dims?.mapped);
+  if (opts.checkBounds ?? boundsCheckEnabled()) checkBounds(checked, name);
 
   const globals = new Map<number, UOp>();
   const stored = new Set<UOp>();
@@ -108,23 +132,24 @@ export function toProgram(ast: UOp, lang: "c" | "js", opts: ToProgramOpts = {}):
     const x = (a.arg as [string])[0], y = (b.arg as [string])[0];
     return x < y ? -1 : x > y ? 1 : 0;
   });
-  const src = renderers[lang]().render({ name, lin, bufs, vars: varList });
+  const src = renderers[lang](dims).render({ name, lin, bufs, vars: varList });
   return {
     name,
     src,
     lang,
-    globalSize: [1, 1, 1],
-    localSize: null,
+    globalSize: dims ? [...dims.globalSize] : [1, 1, 1],
+    localSize: dims ? [...dims.localSize] : null,
     bufs,
     vars: varList.map((v) => (v.arg as [string])[0]),
-    ...estimates(lin),
+    // on a GPU the body runs once per mapped output element
+    ...estimates(lin, (dims?.mapped ?? []).reduce((a, r) => a * tripCount(r), 1)),
   };
 }
 
 /** flops (ALU ops outside index math) and bytes of global memory one run touches */
-function estimates(lin: LinearProgram): { ops: number; mem: number } {
+function estimates(lin: LinearProgram, threads = 1): { ops: number; mem: number } {
   const mult = (b: UOp | null): number => {
-    let m = 1;
+    let m = threads;
     for (let x = b; x; x = lin.parent.get(x) ?? null) m *= tripCount(x);
     return m;
   };

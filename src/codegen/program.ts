@@ -14,7 +14,7 @@ export interface ProgramBuf {
 export interface ProgramSpec {
   name: string;
   src: string;
-  lang: "c" | "js";
+  lang: "c" | "js" | "cuda";
   globalSize: number[];
   localSize: number[] | null;
   bufs: ProgramBuf[];

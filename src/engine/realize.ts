@@ -87,7 +87,7 @@ function programFor(
   if (!byAst) programs.set(impl.name, byAst = new Map());
   let p = byAst.get(ast);
   if (!p) {
-    if (impl.lang !== "c" && impl.lang !== "js") {
+    if (impl.lang !== "c" && impl.lang !== "js" && impl.lang !== "cuda") {
       throw new Error(`${impl.name}: no renderer for ${impl.lang} yet`);
     }
     p = { spec: toProgram(ast, impl.lang) };

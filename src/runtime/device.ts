@@ -4,6 +4,7 @@
 import { DType, type TypedArray, typedArrayFor, viewAs } from "../dtype.ts";
 import { CpuDevice } from "./cpu.ts";
 import { JsDevice } from "./js.ts";
+import { CudaDevice } from "./cuda.ts";
 
 // ---- the program contract (docs/ir.md section 3) ----
 
@@ -241,6 +242,8 @@ export const Device: DeviceRegistry = {
 
 registerDevice("CPU", () => new CpuDevice());
 registerDevice("JS", () => new JsDevice());
+// unavailable (with the reason) where libcuda or a GPU is missing; nothing is opened at import
+registerDevice("CUDA", () => new CudaDevice());
 
 // ---- buffers ----
 

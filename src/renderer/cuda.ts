@@ -1,0 +1,171 @@
+// CUDA C for NVRTC (and nvcc): the C-style base with a __global__ signature, block/thread indices
+// for SPECIAL, CUDA math functions, and header-free 16-bit floats (PTX cvt instructions for
+// float16, bit shifts for bfloat16), so compiling needs no CUDA include directory.
+import { type ConstValue, Ops, UOp } from "../uop/ops.ts";
+import { type DType, dtypes } from "../dtype.ts";
+import type { LinearProgram } from "../codegen/linearize.ts";
+import type { ProgramBuf } from "../codegen/program.ts";
+import { CStyleRenderer, type RenderInput } from "./c.ts";
+
+const AXES = ["x", "y", "z"];
+
+const F16 = [
+  'static __device__ __forceinline__ float tg_h2f(unsigned short h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }',
+  'static __device__ __forceinline__ unsigned short tg_f2h(float f) { unsigned short h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }',
+].join("\n");
+// double -> float rounding to odd, so that the following float -> bfloat16 rounds only once
+const D2F_ODD =
+  "static __device__ __forceinline__ float tg_d2f_odd(double d) { float f = (float)d; if ((double)f != d && d == d) { unsigned int u = __float_as_uint(f); if (fabs((double)f) > fabs(d)) u -= 1; u |= 1u; f = __uint_as_float(u); } return f; }";
+const D2H =
+  'static __device__ __forceinline__ unsigned short tg_d2h(double d) { unsigned short h; asm("cvt.rn.f16.f64 %0, %1;" : "=h"(h) : "d"(d)); return h; }';
+
+const BF16 = [
+  "static __device__ __forceinline__ float tg_bf16_load(unsigned short b) { return __uint_as_float((unsigned int)b << 16); }",
+  "static __device__ __forceinline__ unsigned short tg_bf16_bits(float f) { unsigned int u = __float_as_uint(f); if (f != f) return (unsigned short)((u >> 16) | 0x40u); return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16); }",
+  "static __device__ __forceinline__ float tg_bf16_round(float f) { return tg_bf16_load(tg_bf16_bits(f)); }",
+].join("\n");
+
+export class CUDARenderer extends CStyleRenderer {
+  override mathFns: Partial<Record<Ops, [string, string]>> = {
+    [Ops.EXP2]: ["exp2f", "exp2"],
+    [Ops.LOG2]: ["log2f", "log2"],
+    [Ops.SIN]: ["sinf", "sin"],
+    [Ops.SQRT]: ["sqrtf", "sqrt"],
+    [Ops.TRUNC]: ["truncf", "trunc"],
+    [Ops.POW]: ["powf", "pow"],
+  };
+  private specials: UOp[] = [];
+
+  /** `localSize`: the block the kernel is launched with (threads per dimension) */
+  constructor(readonly localSize: readonly number[] = [1, 1, 1]) {
+    super();
+    this.typeNames = { ...this.typeNames, bool: "bool", float16: "unsigned short" };
+  }
+
+  override constant(v: ConstValue, d: DType): string {
+    const x = Number(v);
+    if (d.isFloat && !Number.isFinite(x)) {
+      // NVRTC has no __builtin_nan/inf: build them from their bits
+      const dbl = d === dtypes.float64;
+      const bits = Number.isNaN(x)
+        ? (dbl ? "0x7ff8000000000000LL" : "0x7fc00000")
+        : (dbl ? "0x7ff0000000000000LL" : "0x7f800000");
+      const s = dbl ? `__longlong_as_double(${bits})` : `__int_as_float(${bits})`;
+      return x === -Infinity ? `(-${s})` : s;
+    }
+    return super.constant(v, d);
+  }
+  override wrap(d: DType, e: string): string {
+    if (d === dtypes.float16) return (this.f16(), `tg_h2f(tg_f2h(${e}))`);
+    return super.wrap(d, e);
+  }
+  override loadValue(d: DType, access: string): string {
+    if (d === dtypes.float16) return (this.f16(), `tg_h2f(${access})`);
+    return super.loadValue(d, access);
+  }
+  override storeValue(d: DType, v: string): string {
+    if (d === dtypes.float16) return (this.f16(), `tg_f2h(${v})`);
+    return super.storeValue(d, v);
+  }
+  override cast(u: UOp, x: string): string {
+    if (u.dtype === dtypes.float16) {
+      this.f16();
+      // PTX converts double to half in one rounding
+      if (u.src[0].dtype === dtypes.float64) this.helpers.set("tg_d2h", D2H);
+      return u.src[0].dtype === dtypes.float64
+        ? `tg_h2f(tg_d2h(${x}))`
+        : `tg_h2f(tg_f2h((float)(${x})))`;
+    }
+    const out = super.cast(u, x);
+    if (this.helpers.has("tg_d2f_odd")) this.helpers.set("tg_d2f_odd", D2F_ODD);
+    return out;
+  }
+  override bitcast(u: UOp, x: string): string {
+    const from = u.src[0].dtype, to = u.dtype;
+    if (from.itemsize !== to.itemsize) {
+      throw new Error(`BITCAST ${from.name} -> ${to.name}: item sizes differ`);
+    }
+    // NVRTC has no __builtin_memcpy; a union reinterprets the bits
+    const name = `tg_bitcast_${from.name}_${to.name}`, st = this.storageType.bind(this);
+    this.helpers.set(
+      name,
+      `static __device__ __forceinline__ ${this.valueType(to)} ${name}(${
+        this.valueType(from)
+      } x) { union { ${st(from)} s; ${st(to)} d; } u; u.s = ${this.storeValue(from, "x")}; return ${
+        this.loadValue(to, "u.d")
+      }; }`,
+    );
+    return `${name}(${x})`;
+  }
+  protected override bf16Helpers(): string {
+    this.helpers.set("tg_bf16", BF16);
+    return "tg_bf16_round";
+  }
+  private f16(): void {
+    this.helpers.set("tg_f16", F16);
+  }
+
+  override bufParam(b: ProgramBuf): string {
+    return `${b.mutable ? "" : "const "}${this.storageType(b.dtype)}* __restrict__ data${b.slot}`;
+  }
+  override kernel(name: string, params: string[], body: string[]): string {
+    // the base's helpers are host C: make them device functions
+    const helpers = [...this.helpers.values()].map((h) =>
+      h.replace(/^static inline /gm, "static __device__ __forceinline__ ")
+    );
+    const threads = this.localSize.reduce((a, b) => a * b, 1);
+    return [
+      ...helpers,
+      `extern "C" __global__ void __launch_bounds__(${threads}) ${name}(${params.join(", ")}) {`,
+      ...this.specials.flatMap((s) => this.specialLines(s).map((l) => `  ${l}`)),
+      ...body,
+      "}",
+    ].join("\n") + "\n";
+  }
+
+  /** declarations of a block/thread index; threads past a guarded dimension's end leave */
+  private specialLines(s: UOp): string[] {
+    const name = s.arg as string, n = s.src[0].arg as number;
+    const k = Number(name.slice(-1)), ax = AXES[k];
+    if (name.startsWith("gidx")) return [`const int ${name} = blockIdx.${ax};`];
+    if (name.startsWith("lidx")) return [`const int ${name} = threadIdx.${ax};`];
+    const flat = `blockIdx.${ax}*${this.localSize[k]}u+threadIdx.${ax}`;
+    return [`if (${flat} >= ${n}u) return;`, `const int ${name} = (int)(${flat});`];
+  }
+
+  override render(inp: RenderInput): string {
+    // the base walk knows no SPECIAL: stand in a variable of the same name and bounds, whose
+    // declaration kernel() puts at the top of the body
+    const sub = new Map<UOp, UOp>();
+    this.specials = [];
+    for (const u of inp.lin.uops) {
+      if (u.op !== Ops.SPECIAL) continue;
+      const name = u.arg as string;
+      if (!/^(g|l)?idx[0-2]$/.test(name)) {
+        throw new Error(`CUDARenderer: unknown SPECIAL '${name}' (gidxK, lidxK or idxK)`);
+      }
+      if (inp.vars.some((v) => (v.arg as [string])[0] === name)) {
+        throw new Error(`CUDARenderer: variable '${name}' collides with a thread index name`);
+      }
+      this.specials.push(u);
+      sub.set(u, UOp.variable(name, 0, u.vmax));
+    }
+    this.specials.sort((a, b) => (a.arg as string).localeCompare(b.arg as string));
+    return super.render(sub.size ? { ...inp, lin: substituteLinear(inp.lin, sub) } : inp);
+  }
+}
+
+/** the linear program with nodes replaced by `sub` and every user rebuilt on the new nodes */
+function substituteLinear(lin: LinearProgram, sub: Map<UOp, UOp>): LinearProgram {
+  const m = new Map(sub);
+  const get = (u: UOp) => m.get(u) ?? u;
+  const uops = lin.uops.map((u) => {
+    if (m.has(u)) return m.get(u)!;
+    const nu = u.src.some((s) => m.has(s)) ? u.replace({ src: u.src.map(get) }) : u;
+    if (nu !== u) m.set(u, nu);
+    return nu;
+  });
+  const block = new Map<UOp, UOp | null>();
+  for (const [u, b] of lin.block) block.set(get(u), b && get(b));
+  return { ...lin, uops, block };
+}
