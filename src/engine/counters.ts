@@ -26,8 +26,11 @@ export const GlobalCounters = {
   },
 };
 
-/** DEBUG level from the environment, read once */
-export const DEBUG: number = Number(envGet("DEBUG") ?? 0) || 0;
+/** DEBUG level: from the environment at start, changed by setDebug (the REPL's .debug) */
+export let DEBUG: number = Number(envGet("DEBUG") ?? 0) || 0;
+export function setDebug(n: number): void {
+  DEBUG = n;
+}
 
 export function envGet(name: string): string | undefined {
   try {
