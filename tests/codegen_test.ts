@@ -246,3 +246,13 @@ Deno.test("ops and mem count ALU work and global bytes, not index math", () => {
   assert.equal(sum.ops, 32);
   assert.equal(sum.mem, (32 + 4) * 4);
 });
+
+Deno.test("bounds: a gate on a compound expression narrows that expression where the index uses it", () => {
+  // the two-stage scan of arange(300000): idx = (r1 + (r0+32)//256)*256 - 299777, gated on r1 + ... >= 1172
+  const r0 = UOp.range(300000, 0), r1 = UOp.range(1172, 1, AxisType.REDUCE);
+  const e = r1.add(r0.add(32).idiv(256));
+  const idx = e.mul(256).add(-299777);
+  const gate = e.lt(1172).logicalNot();
+  assert.deepEqual(gatedBounds(idx, gate), [255, 299775]);
+  assert.equal(gatedBounds(idx, undefined)![0] < 0, true);
+});

@@ -23,7 +23,7 @@ function clauses(v: UOp): UOp[] {
 }
 
 /**
- * Narrow a variable's interval from `x < c` (or x >= c when `negated`), peeling `+ k` and
+ * Narrow an expression's interval from `x < c` (or x >= c when `negated`), peeling `+ k` and
  * `* k (k > 0)` off x. Only sound steps: anything else leaves the intervals alone.
  */
 function narrow(x: UOp, lo: number, hi: number, env: Map<UOp, Interval>): void {
@@ -40,7 +40,9 @@ function narrow(x: UOp, lo: number, hi: number, env: Map<UOp, Interval>): void {
       lo = Math.ceil(lo / k), hi = Math.floor(hi / k), x = x.src[0];
     } else break;
   }
-  if (x.op !== Ops.RANGE && x.op !== Ops.DEFINE_VAR) return;
+  // any other expression is narrowed as a whole: gatedBounds substitutes a variable for it
+  // wherever it appears in the index (sound: when the gate holds, its value lies in the range)
+  if (x.op === Ops.CONST) return;
   const cur = env.get(x) ?? [x.vmin, x.vmax];
   env.set(x, [Math.max(cur[0], lo), Math.min(cur[1], hi)]);
 }
@@ -104,7 +106,7 @@ export function checkBounds(sink: UOp, kernel: string): void {
 }
 
 /** the most index evaluations an exhaustive proof may take */
-const MAX_ENUMERATION = 1 << 22;
+const MAX_ENUMERATION = 1 << 24;
 
 /**
  * Whether `idx` lies in [0, size) for every assignment of its loop variables where `valid` holds,
