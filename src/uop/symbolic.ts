@@ -1,6 +1,6 @@
 // The symbolic simplifier: constant folding, identities, term collection, bounds folding and
 // (in divmod.ts) div/mod folding, all as PatternMatcher rule lists.
-import { canLosslessCast, castValue, type DType, dtypes } from "../dtype.ts";
+import { allDTypes, canLosslessCast, castValue, type DType, dtypes } from "../dtype.ts";
 import { type ConstValue, GroupOp, Ops, registerSimplifier, UOp } from "./ops.ts";
 import { graphRewrite, PatternMatcher, type RuleFn, UPat } from "./upat.ts";
 import { foldDivMod, foldLt, foldNe } from "./divmod.ts";
@@ -508,16 +508,7 @@ export function buildSum(s: LinSum): UOp {
 
 // ---- rules ----
 
-const INTS = [
-  dtypes.int8,
-  dtypes.uint8,
-  dtypes.int16,
-  dtypes.uint16,
-  dtypes.int32,
-  dtypes.uint32,
-  dtypes.int64,
-  dtypes.uint64,
-];
+const INTS = allDTypes.filter((d) => d.isInt);
 const INTS_BOOL = [...INTS, dtypes.bool];
 
 const x = UPat.var("x"), y = UPat.var("y");
