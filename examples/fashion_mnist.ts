@@ -35,6 +35,12 @@ export async function train(
   const params = nn.state.getParameters(model);
   const paramBytes = params.reduce((s, p) => s + p.numel() * p.dtype.itemsize, 0);
   const opt = new nn.optim.Adam(params, { lr: opts.lr });
+  // cosine decay to a tenth of the peak: the last steps settle instead of bouncing
+  const schedule = nn.optim.cosineSchedule({
+    lr: opts.lr,
+    totalSteps: opts.steps,
+    minLr: opts.lr / 10,
+  });
   // batches are gathered on the host: the data set lives in host memory anyway
   const xs = xTrain.dataSync() as Uint8Array, ys = yTrain.dataSync() as Uint8Array;
   const n = xTrain.shape[0], px = 28 * 28;
@@ -52,6 +58,7 @@ export async function train(
     const x = Tensor.from(xb, { shape: [opts.batch, 1, 28, 28] }),
       y = Tensor.from(yb, { shape: [opts.batch] });
     GlobalCounters.reset();
+    opt.lr = schedule(step);
     opt.zeroGrad();
     const loss = model.call(x).sparseCategoricalCrossentropy(y);
     loss.backward();
@@ -90,7 +97,7 @@ export async function train(
 if (import.meta.main) {
   const { values } = parseArgs({
     options: {
-      steps: { type: "string", default: "1000" },
+      steps: { type: "string", default: "3000" },
       batch: { type: "string", default: "64" },
       lr: { type: "string", default: "0.002" },
       eval: { type: "string", default: "10000" },
