@@ -12,6 +12,7 @@ import type { ProgramSpec } from "../codegen/program.ts";
 import { Device, type Program } from "../runtime/device.ts";
 import { type BufferArg, bufferOf, freeBuffer, newBuffer } from "./buffers.ts";
 import { DEBUG, GlobalCounters } from "./counters.ts";
+import { freeAfter } from "./memory.ts";
 
 export interface KernelInfo {
   name: string;
@@ -107,6 +108,8 @@ interface Plan extends RangeifyResult {
   fallback: string;
   /** the roots in the canonical graph, whose BUFFERs are numbered placeholders */
   roots: UOp[];
+  /** per step, the intermediates to free after it (computed on first run) */
+  freeAfter?: UOp[][];
 }
 
 /**
@@ -189,21 +192,22 @@ export function realize(roots: UOp[], devices?: string[]): UOp[] {
       : b;
   };
   let ran = 0;
-  for (const x of p.realized) {
+  p.freeAfter ??= freeAfter(p.realized, p.kernels, p.roots);
+  for (let i = 0; i < p.realized.length; i++) {
+    const x = p.realized[i];
     const dst = out.get(x)!;
     if (x.op === Ops.COPY) {
       const src = bufferNode(x.src[0]);
       bufferOf(dst).copyin(bufferOf(src).toTypedArraySync());
-      continue;
     }
     const k = kernelOf.get(x);
-    if (!k) continue; // an empty tensor: nothing to compute
-    runKernel(k, deviceFor(x, p.dev, p.fallback), k.inputs.map(bufferNode));
-    ran++;
+    if (k) {
+      runKernel(k, deviceFor(x, p.dev, p.fallback), k.inputs.map(bufferNode));
+      ran++;
+    }
+    for (const dead of p.freeAfter[i]) freeBuffer(out.get(dead)!);
   }
   if (DEBUG >= 1) console.log(`realize: ${ran} kernel${ran === 1 ? "" : "s"}`);
-  const keep = new Set(p.roots);
-  for (const [x, b] of out) if (!keep.has(x)) freeBuffer(b);
   return roots.map((r, i) => {
     if (bufferBase(r)) return r;
     const b = out.get(p.roots[i])!;
