@@ -11,6 +11,7 @@ import { JSRenderer } from "../renderer/js.ts";
 import { CUDARenderer } from "../renderer/cuda.ts";
 import type { CStyleRenderer } from "../renderer/c.ts";
 import { gpuDims, type LaunchDims } from "./gpudims.ts";
+import { pmOptimize } from "../opt/heuristic.ts";
 
 export type { ProgramBuf, ProgramSpec } from "./program.ts";
 export { linearize } from "./linearize.ts";
@@ -27,6 +28,7 @@ export interface ToProgramOpts {
 type Pass = readonly [name: string, pm: PatternMatcher<LowerCtx>];
 /** the rewrites before linearizing, in order */
 export const passes: readonly Pass[] = [
+  ["optimize", pmOptimize],
   ["symbolic", symbolic],
   ["lower reduces", pmLowerReduce],
 ];

@@ -1,0 +1,99 @@
+// The hand-coded CPU heuristic: a matmul-like kernel (a store of REDUCE ADD over a MUL of two
+// loads) gets a register tile: its innermost output axis upcast along the contiguous output (the
+// C compiler vectorizes the copies), the next output axis upcast a little (each loaded value is
+// reused across the tile), and the reduce unrolled. Other kernels are left as they are.
+// NOOPT=1 turns it off.
+import { AxisType, Ops, type UOp } from "../uop/ops.ts";
+import { PatternMatcher, UPat } from "../uop/upat.ts";
+import { applyOpt, kernelAxes, type Opt, OptError, OptOps } from "./opts.ts";
+import { pmExpand } from "./expand.ts";
+
+export function noOpt(): boolean {
+  try {
+    const v = Deno.env.get("NOOPT");
+    return v !== undefined && v !== "" && v !== "0";
+  } catch {
+    return false; // no env permission: optimize
+  }
+}
+
+const unCast = (u: UOp): UOp => (u.op === Ops.CAST ? unCast(u.src[0]) : u);
+
+/** the REDUCE of a matmul-like kernel (one store of a sum of products of two loads), or null */
+export function matmulReduce(sink: UOp): UOp | null {
+  if (sink.src.length !== 1) return null;
+  const st = sink.src[0].op === Ops.END ? sink.src[0].src[0] : sink.src[0];
+  if (st.op !== Ops.STORE) return null;
+  const red = unCast(st.src[1]);
+  if (red.op !== Ops.REDUCE || red.arg !== Ops.ADD) return null;
+  const mul = unCast(red.src[0]);
+  if (mul.op !== Ops.MUL || !mul.src.every((s) => unCast(s).op === Ops.LOAD)) return null;
+  return red;
+}
+
+/** tile sizes tried for each axis, largest first (8 floats: one AVX2 register per tile row) */
+export const HEURISTIC = { inner: [8, 4, 2], outer: [4, 2], unroll: [4, 2] };
+
+/**
+ * multiply-adds below which a kernel is left alone: its time is the call, and the copies would
+ * only lengthen its compile
+ */
+export const MIN_WORK = 4096;
+
+/** the opts the heuristic picks for `sink` (none for kernels it does not know) */
+export function handCodedOpts(sink: UOp): Opt[] {
+  const red = matmulReduce(sink);
+  if (!red) return [];
+  const axes = kernelAxes(sink);
+  if (axes.some((a) => a.size === null)) return [];
+  if (axes.reduce((p, a) => p * a.size!, 1) < MIN_WORK) return [];
+  const outs = axes.filter((a) => a.output && !a.reduce && a.type === AxisType.LOOP);
+  const end = sink.src[0];
+  // the END lists output loops outermost first: the last one is the contiguous output axis
+  const order = end.op === Ops.END ? end.src.slice(1) : [];
+  outs.sort((a, b) => order.indexOf(a.range) - order.indexOf(b.range));
+  const reduces = axes.filter((a) => red.src.slice(1).includes(a.range));
+  const wanted: [OptOps, number | undefined, number[]][] = [
+    [OptOps.UPCAST, outs.at(-1)?.id, HEURISTIC.inner],
+    [OptOps.UPCAST, outs.at(-2)?.id, HEURISTIC.outer],
+    [OptOps.UNROLL, reduces.at(-1)?.id, HEURISTIC.unroll],
+  ];
+  const chosen: Opt[] = [];
+  let cur = sink;
+  for (const [op, axis, amounts] of wanted) {
+    if (axis === undefined) continue;
+    for (const amount of amounts) {
+      const opt = { op, axis, amount };
+      try {
+        cur = applyOpt(cur, opt);
+        chosen.push(opt);
+        break;
+      } catch (e) {
+        if (!(e instanceof OptError)) throw e;
+      }
+    }
+  }
+  return chosen;
+}
+
+const optimized = (s: UOp): boolean =>
+  (s.arg as { optimized?: boolean } | undefined)?.optimized === true;
+
+/** the heuristic's opts applied (once: the SINK is marked) */
+function optimize(s: UOp): UOp | undefined {
+  if (optimized(s)) return undefined;
+  const marked = s.replace({ arg: { ...(s.arg as object | undefined), optimized: true } });
+  if (noOpt()) return marked;
+  return handCodedOpts(s).reduce(applyOpt, marked);
+}
+
+/** the heuristic on the kernel, then the expansion of UPCAST and UNROLL ranges */
+export const pmOptimize: PatternMatcher<unknown> = new PatternMatcher<unknown>([
+  [new UPat({ op: Ops.SINK, name: "s" }), (b) => optimize(b.s)],
+]).concat(pmExpand);
+
+/** `sink` with exactly `opts` applied, marked so that the heuristic leaves it as it is */
+export function withOpts(sink: UOp, opts: readonly Opt[]): UOp {
+  const s = opts.reduce(applyOpt, sink);
+  return s.replace({ arg: { ...(s.arg as object | undefined), optimized: true } });
+}
