@@ -9,8 +9,9 @@ import type { ProgramBuf, ProgramSpec } from "./program.ts";
 import { ClangRenderer } from "../renderer/cpu.ts";
 import { JSRenderer } from "../renderer/js.ts";
 import { CUDARenderer } from "../renderer/cuda.ts";
+import { WEBGPU_LIMITS, WGSLRenderer } from "../renderer/wgsl.ts";
 import type { CStyleRenderer } from "../renderer/c.ts";
-import { gpuDims, type LaunchDims } from "./gpudims.ts";
+import { CUDA_LIMITS, gpuDims, type GpuLimits, type LaunchDims } from "./gpudims.ts";
 import { pmOptimize } from "../opt/heuristic.ts";
 
 export type { ProgramBuf, ProgramSpec } from "./program.ts";
@@ -47,9 +48,12 @@ export interface Lowered {
   checked: UOp;
 }
 
-export type CodegenLang = "c" | "js" | "cuda";
+export type CodegenLang = "c" | "js" | "cuda" | "wgsl";
 /** languages whose kernels run one thread per output element (src/codegen/gpudims.ts) */
-const GPU_LANGS: ReadonlySet<CodegenLang> = new Set(["cuda"]);
+const GPU_LANGS: ReadonlyMap<CodegenLang, GpuLimits> = new Map([
+  ["cuda", CUDA_LIMITS],
+  ["wgsl", WEBGPU_LIMITS],
+]);
 
 /** the kernel with its passes applied and linearized (what renderers and tests inspect) */
 export function lowerKernel(
@@ -63,7 +67,8 @@ export function lowerKernel(
   for (const [, pm] of passes) sink = graphRewrite(sink, pm, ctx);
   let dims: LaunchDims | null = null;
   const checked = sink;
-  if (GPU_LANGS.has(lang)) ({ sink, dims } = gpuDims(sink, ctx.reduceRanges));
+  const lim = GPU_LANGS.get(lang);
+  if (lim) ({ sink, dims } = gpuDims(sink, ctx.reduceRanges, lim));
   return {
     sink,
     ctx,
@@ -93,6 +98,7 @@ const renderers: Record<CodegenLang, (dims: LaunchDims | null) => CStyleRenderer
   c: () => new ClangRenderer(),
   js: () => new JSRenderer(),
   cuda: (dims) => new CUDARenderer(dims!.localSize),
+  wgsl: (dims) => new WGSLRenderer(dims!.localSize),
 };
 
 export function toProgram(ast: UOp, lang: CodegenLang, opts: ToProgramOpts = {}): ProgramSpec {

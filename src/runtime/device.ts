@@ -5,6 +5,7 @@ import { DType, type TypedArray, typedArrayFor, viewAs } from "../dtype.ts";
 import { CpuDevice } from "./cpu.ts";
 import { JsDevice } from "./js.ts";
 import { CudaDevice } from "./cuda.ts";
+import { openWebGpu, probeWebGpu } from "./webgpu.ts";
 
 // ---- the program contract (docs/ir.md section 3) ----
 
@@ -244,6 +245,13 @@ registerDevice("CPU", () => new CpuDevice());
 registerDevice("JS", () => new JsDevice());
 // unavailable (with the reason) where libcuda or a GPU is missing; nothing is opened at import
 registerDevice("CUDA", () => new CudaDevice());
+// WebGPU answers asynchronously: once the adapter has answered, WEBGPU is registered afresh
+// (dropping the "not asked yet" failure a synchronous look may have cached)
+registerDevice("WEBGPU", () => openWebGpu());
+/** asks for the WebGPU adapter; resolves when WEBGPU is usable or known to be absent */
+export function webgpuReady(): Promise<void> {
+  return probeWebGpu().then(() => registerDevice("WEBGPU", () => openWebGpu()));
+}
 
 // ---- buffers ----
 
