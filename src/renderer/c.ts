@@ -14,6 +14,48 @@ import { type DType, dtypes } from "../dtype.ts";
 import type { LinearProgram } from "../codegen/linearize.ts";
 import type { ProgramBuf } from "../codegen/program.ts";
 
+/** the state of one rendering walk: who uses each node, the names given, the emitted lines */
+export class RenderWalk {
+  readonly users = new Map<UOp, UOp[]>();
+  readonly r = new Map<UOp, string>();
+  readonly body: string[] = [];
+  depth = 1;
+  private readonly counts: Record<string, number> = {};
+  constructor(
+    uops: readonly UOp[],
+    private readonly block: ReadonlyMap<UOp, UOp | null>,
+    private readonly declare: (d: DType, name: string, e: string) => string,
+  ) {
+    for (const u of uops) {
+      for (const s of u.src) {
+        if (!this.users.has(s)) this.users.set(s, []);
+        this.users.get(s)!.push(u);
+      }
+    }
+  }
+  fresh = (p: string): string => `${p}${this.counts[p] = (this.counts[p] ?? -1) + 1}`;
+  line = (s: string): void => void this.body.push("  ".repeat(this.depth) + s);
+  /** the loops each use of `u` sits in; an INDEX is rendered into its loads and stores, so look through it */
+  private useBlocks(u: UOp): (UOp | null | undefined)[] {
+    return (this.users.get(u) ?? []).flatMap((x) =>
+      x.op === Ops.INDEX
+        ? (this.users.get(x) ?? []).map((y) => this.block.get(y))
+        : [this.block.get(x)]
+    );
+  }
+  /** inline a single-use expression in its own loop, else bind it to a fresh name */
+  expr = (u: UOp, e: string, prefix: string): void => {
+    const us = this.users.get(u) ?? [];
+    if (us.length === 1 && this.useBlocks(u).every((b) => b === this.block.get(u))) {
+      this.r.set(u, e);
+    } else {
+      const n = this.fresh(prefix);
+      this.line(this.declare(u.dtype, n, e));
+      this.r.set(u, n);
+    }
+  };
+}
+
 export interface RenderInput {
   name: string;
   lin: LinearProgram;
@@ -290,35 +332,10 @@ export class CStyleRenderer {
     this.helpers = new Map();
     this.used = new Set(inp.bufs.map((b) => b.dtype));
     const { uops, block } = inp.lin;
-    const users = new Map<UOp, UOp[]>();
-    for (const u of uops) {
-      for (const s of u.src) {
-        if (!users.has(s)) users.set(s, []);
-        users.get(s)!.push(u);
-      }
-    }
-    const r = new Map<UOp, string>();
+    const w = new RenderWalk(uops, block, (d, n, e) => this.declare(d, n, e, false));
+    const { r, body, fresh, line, expr } = w;
     const declared = new Set<UOp>();
-    const body: string[] = [];
-    let depth = 1;
-    const counts: Record<string, number> = {};
-    const fresh = (p: string) => `${p}${counts[p] = (counts[p] ?? -1) + 1}`;
-    const line = (s: string) => body.push("  ".repeat(depth) + s);
     const names = new Set<string>();
-    // an INDEX is rendered into each of its loads and stores, so look through it to them
-    const useBlocks = (u: UOp): (UOp | null | undefined)[] =>
-      (users.get(u) ?? []).flatMap((x) =>
-        x.op === Ops.INDEX ? (users.get(x) ?? []).map((y) => block.get(y)) : [block.get(x)]
-      );
-    const expr = (u: UOp, e: string, prefix: string) => {
-      const us = users.get(u) ?? [];
-      if (us.length === 1 && useBlocks(u).every((b) => b === block.get(u))) r.set(u, e);
-      else {
-        const n = fresh(prefix);
-        line(this.declare(u.dtype, n, e, false));
-        r.set(u, n);
-      }
-    };
     for (const u of uops) {
       for (const s of u.src) this.used.add(s.dtype.scalar());
       const s = u.src.map((x) => r.get(x)!);
@@ -342,11 +359,11 @@ export class CStyleRenderer {
           names.add(n);
           r.set(u, n);
           for (const l of this.loop(n, s[0], inp.lin.parallel.has(u))) line(l);
-          depth++;
+          w.depth++;
           break;
         }
         case Ops.END:
-          depth--;
+          w.depth--;
           line("}");
           break;
         case Ops.INDEX:

@@ -25,6 +25,7 @@ import {
   mayWrap,
   prettyAlu,
   type RenderInput,
+  RenderWalk,
 } from "./c.ts";
 
 /** WebGPU's guaranteed limits (every adapter has at least these), so kernels run anywhere */
@@ -294,34 +295,10 @@ export class WGSLRenderer extends CStyleRenderer {
     this.specials = [];
     const { uops, block } = inp.lin;
     const bufBySlot = new Map(inp.bufs.map((b) => [b.slot, b]));
-    const users = new Map<UOp, UOp[]>();
-    for (const u of uops) {
-      for (const s of u.src) {
-        if (!users.has(s)) users.set(s, []);
-        users.get(s)!.push(u);
-      }
-    }
-    const r = new Map<UOp, string>();
+    const w = new RenderWalk(uops, block, (d, n, e) => this.declare(d, n, e, false));
+    const { r, body, fresh, line, expr } = w;
     const declared = new Set<UOp>();
-    const body: string[] = [];
-    let depth = 1;
-    const counts: Record<string, number> = {};
-    const fresh = (p: string) => `${p}${counts[p] = (counts[p] ?? -1) + 1}`;
-    const line = (s: string) => body.push("  ".repeat(depth) + s);
     const names = new Set<string>();
-    const useBlocks = (u: UOp): (UOp | null | undefined)[] =>
-      (users.get(u) ?? []).flatMap((x) =>
-        x.op === Ops.INDEX ? (users.get(x) ?? []).map((y) => block.get(y)) : [block.get(x)]
-      );
-    const expr = (u: UOp, e: string, prefix: string) => {
-      const us = users.get(u) ?? [];
-      if (us.length === 1 && useBlocks(u).every((b) => b === block.get(u))) r.set(u, e);
-      else {
-        const n = fresh(prefix);
-        line(this.declare(u.dtype, n, e, false));
-        r.set(u, n);
-      }
-    };
     // a global access: its buffer, and its index bound to a name when used more than once
     const access = (idx: UOp): { g: ProgramBuf; buf: string; i: string } => {
       const slot = (idx.src[0].arg as [number])[0];
@@ -354,11 +331,11 @@ export class WGSLRenderer extends CStyleRenderer {
           names.add(n);
           r.set(u, n);
           for (const l of this.loop(n, s[0], false)) line(l);
-          depth++;
+          w.depth++;
           break;
         }
         case Ops.END:
-          depth--;
+          w.depth--;
           line("}");
           break;
         case Ops.INDEX:
