@@ -90,13 +90,17 @@ export function checkBounds(sink: UOp, kernel: string): void {
   for (const u of sink.toposort()) {
     if (u.op !== Ops.INDEX) continue;
     const buf = u.src[0];
-    if (buf.op !== Ops.DEFINE_GLOBAL && buf.op !== Ops.DEFINE_REG) continue;
+    if (![Ops.DEFINE_GLOBAL, Ops.DEFINE_REG, Ops.DEFINE_LOCAL].includes(buf.op)) continue;
     const [slot, size] = buf.arg as [number, number];
     const b = gatedBounds(u.src[1], u.src[2]);
     if (b === null || (b[0] >= 0 && b[1] < size)) continue;
     // interval reasoning could not prove a gated access safe: decide it exactly where that is cheap
     if (u.src[2] && exhaustivelyInBounds(u.src[1], u.src[2], size)) continue;
-    const what = buf.op === Ops.DEFINE_GLOBAL ? `buffer data${slot}` : `register acc${slot}`;
+    const what = buf.op === Ops.DEFINE_GLOBAL
+      ? `buffer data${slot}`
+      : buf.op === Ops.DEFINE_LOCAL
+      ? `shared memory smem${slot}`
+      : `register acc${slot}`;
     const gate = u.src[2] ? ` where ${u.src[2].render()}` : "";
     throw new Error(
       `kernel ${kernel}: ${what} (${size} elements) indexed by ${u.src[1].render()}${gate}, ` +

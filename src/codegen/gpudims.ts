@@ -8,7 +8,7 @@
 //   lie in [0, n). SPECIAL(n) arg "idxK" is the global thread index blockIdx*blockDim+threadIdx
 //   of a dimension whose block size does not divide n: the renderer makes threads past n return
 //   at once, so inside the kernel it too lies in [0, n) and the bounds check stays exact.
-import { type AxisType, Ops, UOp } from "../uop/ops.ts";
+import { AxisType, Ops, UOp } from "../uop/ops.ts";
 import { graphRewrite, PatternMatcher, UPat } from "../uop/upat.ts";
 import { symbolic } from "../uop/symbolic.ts";
 import { dtypes } from "../dtype.ts";
@@ -155,13 +155,59 @@ export const pmGpuDims = new PatternMatcher<GpuDimsCtx>([
   ],
 ]);
 
+const axisType = (r: UOp): AxisType => (r.arg as [number, AxisType])[1];
+
+/** ranges (outer to inner) merged, outermost first, into at most 3 dimensions */
+function mergeDims(rs: readonly UOp[]): UOp[][] {
+  const groups = rs.map((r) => [r]);
+  while (groups.length > 3) groups.splice(0, 2, [...groups[0], ...groups[1]]);
+  return groups.reverse(); // dimension 0 (x) is the innermost
+}
+
+/**
+ * The workgroup the opts asked for: LOCAL and GROUP_REDUCE ranges are its threads (exactly,
+ * since their sizes came from splits), every other output range a workgroup index.
+ */
+function explicitDims(ranges: UOp[], group: UOp[], lim: GpuLimits): Dim[][] {
+  const local = [...ranges.filter((r) => axisType(r) === AxisType.LOCAL), ...group];
+  const grid = ranges.filter((r) => axisType(r) !== AxisType.LOCAL);
+  const threads = local.reduce((a, r) => a * sizeOf(r), 1);
+  if (threads > lim.threads) {
+    throw new Error(
+      `gpudims: a workgroup of ${threads} threads exceeds the device's limit of ${lim.threads}`,
+    );
+  }
+  const dim = (rs: UOp[], isLocal: boolean): Dim => {
+    const size = rs.reduce((a, r) => a * sizeOf(r), 1);
+    return { ranges: rs, size, local: isLocal ? size : 1, guarded: false };
+  };
+  const blocks = mergeDims(local).map((rs) => dim(rs, true));
+  blocks.forEach((d, k) => {
+    if (d.size > lim.block[k]) {
+      throw new Error(`gpudims: ${d.size} threads in dimension ${k} exceed ${lim.block[k]}`);
+    }
+  });
+  let grids = mergeDims(grid).map((rs) => dim(rs, false));
+  if (grids.some((d, k) => d.size > lim.grid[k])) grids = [dim(grid, false)];
+  if (grids.length && grids[0].size > lim.grid[0]) {
+    throw new Error(`gpudims: ${grids[0].size} workgroups exceed the grid limit ${lim.grid[0]}`);
+  }
+  return [grids, blocks];
+}
+
 /** substitute SPECIALs for the output ranges; returns the new sink and the launch dims */
 export function gpuDims(
   sink: UOp,
   reduceRanges: ReadonlySet<UOp>,
   lim: GpuLimits = CUDA_LIMITS,
+  groupRanges: ReadonlySet<UOp> = new Set(),
 ): { sink: UOp; dims: LaunchDims } {
   const ranges = outputRanges(sink, reduceRanges);
+  const topo = new Set(sink.toposort());
+  const group = [...groupRanges].filter((g) => topo.has(g)).sort((a, b) => a.id - b.id);
+  if (group.length || ranges.some((r) => axisType(r) === AxisType.LOCAL)) {
+    return explicitGpuDims(sink, ranges, group, lim);
+  }
   const { groups, local, guarded } = chooseDims(ranges.map(sizeOf), lim);
   const globalSize: [number, number, number] = [1, 1, 1];
   const localSize: [number, number, number] = [1, 1, 1];
@@ -193,4 +239,61 @@ export function gpuDims(
     symbolic,
   );
   return { sink: out, dims: { globalSize, localSize, mapped: ranges } };
+}
+
+/** each merged dimension's ranges back out of its index, innermost fastest */
+function substituteDims(dims: Dim[], value: (d: Dim, k: number) => UOp, sub: Map<UOp, UOp>) {
+  dims.forEach((d, k) => {
+    const v = value(d, k);
+    let stride = 1;
+    for (let i = d.ranges.length - 1; i >= 0; i--) {
+      const n = sizeOf(d.ranges[i]);
+      let e = stride === 1 ? v : v.idiv(stride);
+      if (i > 0) e = e.mod(n);
+      sub.set(d.ranges[i], e);
+      stride *= n;
+    }
+  });
+}
+
+interface GateCtx {
+  /** the group ranges' thread indices are all 0 */
+  first: UOp;
+}
+
+/** a global store after a group reduce: every thread of the group holds the value, one writes */
+const pmGateGroupStores = new PatternMatcher<GateCtx>([
+  [new UPat({ op: Ops.STORE, name: "st" }), (b, ctx) => {
+    const idx = b.st.src[0];
+    if (idx.op !== Ops.INDEX || idx.src[0].op !== Ops.DEFINE_GLOBAL) return undefined;
+    const [buf, i, gate] = idx.src;
+    if (gate === ctx.first || (gate?.op === Ops.AND && gate.src.includes(ctx.first))) {
+      return undefined;
+    }
+    const g = gate ? gate.and(ctx.first) : ctx.first;
+    return b.st.replace({ src: [idx.replace({ src: [buf, i, g] }), ...b.st.src.slice(1)] });
+  }],
+]);
+
+function explicitGpuDims(
+  sink: UOp,
+  ranges: UOp[],
+  group: UOp[],
+  lim: GpuLimits,
+): { sink: UOp; dims: LaunchDims } {
+  const [grids, blocks] = explicitDims(ranges, group, lim);
+  const globalSize: [number, number, number] = [1, 1, 1];
+  const localSize: [number, number, number] = [1, 1, 1];
+  grids.forEach((d, k) => globalSize[k] = d.size);
+  blocks.forEach((d, k) => localSize[k] = d.size);
+  const sub = new Map<UOp, UOp>();
+  substituteDims(grids, (d, k) => special(d.size, `gidx${k}`), sub);
+  substituteDims(blocks, (d, k) => special(d.size, `lidx${k}`), sub);
+  let out = graphRewrite(graphRewrite(sink, null, { sub }, { bpm: pmGpuDims }), symbolic);
+  if (group.length) {
+    const first = group.map((g) => sub.get(g)!.lt(1)).reduce((a, b) => a.and(b));
+    out = graphRewrite(out, pmGateGroupStores, { first: graphRewrite(first, symbolic) });
+  }
+  const mapped = [...grids, ...blocks].flatMap((d) => d.ranges);
+  return { sink: out, dims: { globalSize, localSize, mapped } };
 }

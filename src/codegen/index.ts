@@ -9,6 +9,7 @@ import type { ProgramBuf, ProgramSpec } from "./program.ts";
 import { ClangRenderer } from "../renderer/cpu.ts";
 import { JSRenderer } from "../renderer/js.ts";
 import { CUDARenderer } from "../renderer/cuda.ts";
+import { AMD_LIMITS, HIPRenderer } from "../renderer/hip.ts";
 import { WEBGPU_LIMITS, WGSLRenderer } from "../renderer/wgsl.ts";
 import type { CStyleRenderer } from "../renderer/c.ts";
 import { CUDA_LIMITS, gpuDims, type GpuLimits, type LaunchDims } from "./gpudims.ts";
@@ -48,10 +49,11 @@ export interface Lowered {
   checked: UOp;
 }
 
-export type CodegenLang = "c" | "js" | "cuda" | "wgsl";
+export type CodegenLang = "c" | "js" | "cuda" | "hip" | "wgsl";
 /** languages whose kernels run one thread per output element (src/codegen/gpudims.ts) */
 const GPU_LANGS: ReadonlyMap<CodegenLang, GpuLimits> = new Map([
   ["cuda", CUDA_LIMITS],
+  ["hip", AMD_LIMITS],
   ["wgsl", WEBGPU_LIMITS],
 ]);
 
@@ -62,13 +64,16 @@ export function lowerKernel(
   lang: CodegenLang = "c",
 ): Lowered {
   if (ast.op !== Ops.SINK) throw new Error(`toProgram: a kernel AST is a SINK, got ${Ops[ast.op]}`);
-  const ctx = newLowerCtx();
+  const ctx = newLowerCtx(lang);
   let sink = ast;
-  for (const [, pm] of passes) sink = graphRewrite(sink, pm, ctx);
+  for (const [name, pm] of passes) {
+    if (name === "lower reduces") ctx.nextAxis = nextAxisId(sink);
+    sink = graphRewrite(sink, pm, ctx);
+  }
   let dims: LaunchDims | null = null;
   const checked = sink;
   const lim = GPU_LANGS.get(lang);
-  if (lim) ({ sink, dims } = gpuDims(sink, ctx.reduceRanges, lim));
+  if (lim) ({ sink, dims } = gpuDims(sink, ctx.reduceRanges, lim, ctx.groupRanges));
   return {
     sink,
     ctx,
@@ -76,6 +81,13 @@ export function lowerKernel(
     checked,
     lin: linearize(sink, { reduceRanges: ctx.reduceRanges, parallelMin: opts.parallelMin }),
   };
+}
+
+/** one past the largest axis id of the kernel's ranges */
+function nextAxisId(sink: UOp): number {
+  let m = -1;
+  for (const u of sink.toposort()) if (u.op === Ops.RANGE) m = Math.max(m, (u.arg as [number])[0]);
+  return m + 1;
 }
 
 /** E_ for elementwise, r_ with a reduce, then the loop sizes in program order */
@@ -98,6 +110,7 @@ const renderers: Record<CodegenLang, (dims: LaunchDims | null) => CStyleRenderer
   c: () => new ClangRenderer(),
   js: () => new JSRenderer(),
   cuda: (dims) => new CUDARenderer(dims!.localSize),
+  hip: (dims) => new HIPRenderer(dims!.localSize),
   wgsl: (dims) => new WGSLRenderer(dims!.localSize),
 };
 

@@ -148,7 +148,8 @@ export function linearize(sink: UOp, opts: LinearizeOpts = {}): LinearProgram {
   };
   for (const u of topo) {
     items.get(place.get(u)!)!.push(u);
-    const defn = u.op === Ops.DEFINE_GLOBAL || u.op === Ops.DEFINE_VAR;
+    const defn = u.op === Ops.DEFINE_GLOBAL || u.op === Ops.DEFINE_VAR ||
+      u.op === Ops.DEFINE_LOCAL;
     const p = defn ? order.get(u)! - topo.length : order.get(u)!;
     lower(u, p);
     // a loop sorts by the earliest node inside it
@@ -215,7 +216,9 @@ export function linearize(sink: UOp, opts: LinearizeOpts = {}): LinearProgram {
   // threads only where iterations are independent: not a reduce loop, every global store indexed by it
   const parallel = new Set<UOp>();
   const minWork = opts.parallelMin ?? 16384;
-  for (const r of items.get(null)!) {
+  // shared memory is one array per kernel run on a CPU: threads would race on it
+  const shared = topo.some((u) => u.op === Ops.DEFINE_LOCAL);
+  for (const r of shared ? [] : items.get(null)!) {
     if (r.op !== Ops.RANGE || opts.reduceRanges?.has(r)) continue;
     const t = (r.arg as [number, AxisType])[1];
     if (t === AxisType.REDUCE || t === AxisType.GROUP_REDUCE || t === AxisType.UNROLL) continue;

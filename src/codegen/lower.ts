@@ -1,10 +1,16 @@
 // REDUCE -> accumulator: a one-element DEFINE_REG, set to the identity where the reduce's outer
 // loops put it, updated inside the reduce loops, read after they END.
 //
+// A REDUCE over GROUP_REDUCE ranges (GPU threads of one workgroup) is two reduces: each thread
+// reduces its share over the other ranges into a register and stores it to shared memory
+// (DEFINE_LOCAL, one slot per thread of the workgroup), a BARRIER, then every thread reduces the
+// slots of its group in a loop. On the CPU the group ranges stay loops closed before the
+// BARRIER (which renders as nothing), so the same kernel is a correct sequential program.
+//
 // Representation (kernel level, after this pass): LOAD(INDEX, ...after) and
 // STORE(INDEX, value, ...after): sources past the required ones only order the access after
 // those nodes (or, for RANGEs, inside those loops); renderers ignore them.
-import { type ConstValue, GroupOp, opName, Ops, UOp } from "../uop/ops.ts";
+import { AxisType, type ConstValue, GroupOp, opName, Ops, UOp } from "../uop/ops.ts";
 import { PatternMatcher, UPat } from "../uop/upat.ts";
 import { type DType, dtypes } from "../dtype.ts";
 import { openRanges } from "./ranges.ts";
@@ -14,9 +20,68 @@ export interface LowerCtx {
   regs: number;
   /** every RANGE some REDUCE loops over (never parallel) */
   reduceRanges: Set<UOp>;
+  /** the GROUP_REDUCE ranges of the kernel (threads on a GPU) */
+  groupRanges: Set<UOp>;
+  /** the next DEFINE_LOCAL id */
+  locals: number;
+  /** the next free axis id (for the loops that combine group partials) */
+  nextAxis: number;
+  /** the language the kernel is rendered in (the opts chosen depend on it) */
+  lang: string;
 }
 
-export const newLowerCtx = (): LowerCtx => ({ regs: 0, reduceRanges: new Set() });
+export const newLowerCtx = (lang = "c"): LowerCtx => ({
+  lang,
+  regs: 0,
+  reduceRanges: new Set(),
+  groupRanges: new Set(),
+  locals: 0,
+  nextAxis: 0,
+});
+
+const isGroup = (r: UOp): boolean => (r.arg as [number, AxisType])[1] === AxisType.GROUP_REDUCE;
+const sizeOf = (r: UOp): number => r.src[0].arg as number;
+
+/** the slot of the current thread in a buffer laid out over `rs` (the last varies fastest) */
+function slotOf(rs: readonly UOp[]): UOp {
+  let e: UOp | null = null, stride = 1;
+  for (let i = rs.length - 1; i >= 0; i--) {
+    const term = stride === 1 ? rs[i] : rs[i].mul(stride);
+    e = e ? e.add(term) : term;
+    stride *= sizeOf(rs[i]);
+  }
+  return e ?? UOp.const(dtypes.int32, 0);
+}
+
+/** partials per group thread into shared memory, a barrier, then a loop over the partials */
+function lowerGroupReduce(red: UOp, ctx: LowerCtx): UOp {
+  const [value, ...ranges] = red.src;
+  const group = ranges.filter(isGroup), rest = ranges.filter((r) => !isGroup(r));
+  for (const g of group) {
+    if (g.src[0].op !== Ops.CONST) throw new Error("REDUCE: a group range needs a constant size");
+    ctx.groupRanges.add(g);
+  }
+  const partial = rest.length ? lowerReduce(red.replace({ src: [value, ...rest] }), ctx) : value;
+  // other threads of the workgroup (LOCAL ranges) each need their own slots
+  const locals = [...openRanges(value).get(value)!].filter((r) =>
+    (r.arg as [number, AxisType])[1] === AxisType.LOCAL && r.src[0].op === Ops.CONST
+  ).sort((a, b) => a.id - b.id);
+  const slots = [...locals, ...group];
+  const size = slots.reduce((p, r) => p * sizeOf(r), 1);
+  const smem = UOp.make(Ops.DEFINE_LOCAL, red.dtype, [], [ctx.locals++, size]);
+  const st = UOp.make(Ops.STORE, dtypes.void, [
+    UOp.make(Ops.INDEX, red.dtype, [smem, slotOf(slots)]),
+    partial,
+  ]);
+  const bar = UOp.make(Ops.BARRIER, dtypes.void, [UOp.make(Ops.END, dtypes.void, [st, ...group])]);
+  const again = group.map((g) => UOp.range(sizeOf(g), ctx.nextAxis++, AxisType.REDUCE));
+  const sub = new Map(group.map((g, i) => [g, again[i]]));
+  const ld = UOp.make(Ops.LOAD, red.dtype, [
+    UOp.make(Ops.INDEX, red.dtype, [smem, slotOf(slots.map((r) => sub.get(r) ?? r))]),
+    bar,
+  ]);
+  return lowerReduce(red.replace({ src: [ld, ...again] }), ctx);
+}
 
 export function reduceIdentity(op: Ops, d: DType): ConstValue {
   if (d === dtypes.bool) return op === Ops.MUL;
@@ -26,6 +91,7 @@ export function reduceIdentity(op: Ops, d: DType): ConstValue {
 }
 
 function lowerReduce(red: UOp, ctx: LowerCtx): UOp {
+  if (red.src.slice(1).some(isGroup)) return lowerGroupReduce(red, ctx);
   const [value, ...ranges] = red.src;
   const op = red.arg as Ops;
   if (!GroupOp.ReduceOps.has(op)) {

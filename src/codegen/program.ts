@@ -14,7 +14,7 @@ export interface ProgramBuf {
 export interface ProgramSpec {
   name: string;
   src: string;
-  lang: "c" | "js" | "cuda" | "wgsl";
+  lang: "c" | "js" | "cuda" | "hip" | "wgsl";
   globalSize: number[];
   localSize: number[] | null;
   bufs: ProgramBuf[];

@@ -7,6 +7,9 @@ import { AxisType, Ops, type UOp } from "../uop/ops.ts";
 import { PatternMatcher, UPat } from "../uop/upat.ts";
 import { applyOpt, kernelAxes, type Opt, OptError, OptOps } from "./opts.ts";
 import { pmExpand } from "./expand.ts";
+import { BEAM_DEVICES, beamSearch, beamWidth } from "./beam.ts";
+import type { CodegenLang } from "../codegen/index.ts";
+import { GPU_LIMITS, gpuOpts } from "./heuristic_gpu.ts";
 
 export function noOpt(): boolean {
   try {
@@ -80,16 +83,24 @@ const optimized = (s: UOp): boolean =>
   (s.arg as { optimized?: boolean } | undefined)?.optimized === true;
 
 /** the heuristic's opts applied (once: the SINK is marked) */
-function optimize(s: UOp): UOp | undefined {
+function optimize(s: UOp, lang: string): UOp | undefined {
   if (optimized(s)) return undefined;
   const marked = s.replace({ arg: { ...(s.arg as object | undefined), optimized: true } });
   if (noOpt()) return marked;
-  return handCodedOpts(s).reduce(applyOpt, marked);
+  const gpu = GPU_LIMITS[lang];
+  const opts = gpu ? gpuOpts(s, gpu) : handCodedOpts(s);
+  // BEAM: search from the heuristic's pick on the device of the language, where one can time
+  const searched = beamWidth() && lang in BEAM_DEVICES
+    ? beamSearch(s, lang as CodegenLang, { seed: opts })
+    : opts;
+  return searched.reduce(applyOpt, marked);
 }
 
 /** the heuristic on the kernel, then the expansion of UPCAST and UNROLL ranges */
-export const pmOptimize: PatternMatcher<unknown> = new PatternMatcher<unknown>([
-  [new UPat({ op: Ops.SINK, name: "s" }), (b) => optimize(b.s)],
+export const pmOptimize: PatternMatcher<{ lang?: string }> = new PatternMatcher<
+  { lang?: string }
+>([
+  [new UPat({ op: Ops.SINK, name: "s" }), (b, ctx) => optimize(b.s, ctx?.lang ?? "c")],
 ]).concat(pmExpand);
 
 /** `sink` with exactly `opts` applied, marked so that the heuristic leaves it as it is */

@@ -1,15 +1,30 @@
-// Kernel optimizations as transformations of a kernel's ranges. Every opt splits a RANGE of size
-// n into outer*k + inner; the inner range's axis type says what codegen does with it (UPCAST and
-// UNROLL ranges are expanded into k copies by src/opt/expand.ts). An opt that does not fit the
+// Kernel optimizations as transformations of a kernel's ranges. Most opts split a RANGE of size
+// n into outer*k + inner (GROUPTOP: top*(n/k) + rest); the new range's axis type says what
+// codegen does with it (UPCAST and UNROLL ranges are expanded into k copies by
+// src/opt/expand.ts, LOCAL and GROUP_REDUCE ranges become GPU threads of one workgroup, with
+// GROUP_REDUCE partials combined through shared memory by src/codegen/lower.ts). PADTO grows a
+// range to a multiple and gates what the extra iterations touch. An opt that does not fit the
 // kernel is rejected with a reason (OptError), never applied halfway.
 import { AxisType, Ops, UOp } from "../uop/ops.ts";
+import { reduceIdentity } from "../codegen/lower.ts";
 import { graphRewrite, PatternMatcher, UPat } from "../uop/upat.ts";
+import { applyTile } from "./tile.ts";
 
 export enum OptOps {
   /** an output axis into k unrolled copies (register tile, vectorizable stores) */
   UPCAST,
   /** a reduce axis into k unrolled copies added into one accumulator update */
   UNROLL,
+  /** an output axis into k threads of one GPU workgroup */
+  LOCAL,
+  /** a reduce axis into k threads that each reduce every k-th element, then combine */
+  GROUP,
+  /** a reduce axis into k threads that each reduce one contiguous chunk, then combine */
+  GROUPTOP,
+  /** an axis grown to the next multiple of k; the extra iterations are gated off */
+  PADTO,
+  /** an axis into blocks of k that stay loops, the block loop outermost (src/opt/tile.ts) */
+  TILE,
 }
 
 export interface Opt {
@@ -28,6 +43,8 @@ export class OptError extends Error {
 
 /** the most copies one kernel body may get from UPCAST and UNROLL together */
 export const MAX_COPIES = 256;
+/** the most threads LOCAL and GROUP opts may put in one workgroup (a device may allow fewer) */
+export const MAX_LOCAL = 1024;
 
 export interface KernelAxis {
   range: UOp;
@@ -69,12 +86,18 @@ export function kernelAxes(sink: UOp): KernelAxis[] {
   return [...out.values()].sort((a, b) => a.id - b.id || a.range.id - b.range.id);
 }
 
+const sizeProduct = (sink: UOp, types: readonly AxisType[]): number =>
+  kernelAxes(sink).filter((a) => types.includes(a.type)).reduce((p, a) => p * (a.size ?? 1), 1);
+
 /** the product of the sizes of the kernel's UPCAST and UNROLL ranges */
-export function copies(sink: UOp): number {
-  return kernelAxes(sink)
-    .filter((a) => a.type === AxisType.UPCAST || a.type === AxisType.UNROLL)
-    .reduce((p, a) => p * (a.size ?? 1), 1);
-}
+export const copies = (sink: UOp): number => sizeProduct(sink, [AxisType.UPCAST, AxisType.UNROLL]);
+
+/** the threads of one workgroup the kernel's LOCAL and GROUP_REDUCE ranges ask for */
+export const localThreads = (sink: UOp): number =>
+  sizeProduct(sink, [AxisType.LOCAL, AxisType.GROUP_REDUCE]);
+
+/** types no opt splits again: they are already what an opt made */
+const FINAL = [AxisType.UPCAST, AxisType.UNROLL, AxisType.LOCAL, AxisType.GROUP_REDUCE];
 
 interface SplitCtx {
   from: UOp;
@@ -105,8 +128,7 @@ const pmSplit = new PatternMatcher<SplitCtx>([
  */
 export function splitRange(sink: UOp, range: UOp, k: number, innerType: AxisType): UOp {
   const n = range.src[0].arg as number, [id, type] = range.arg as [number, AxisType];
-  const newId = Math.max(...kernelAxes(sink).map((a) => a.id)) + 1;
-  const inner = UOp.range(k, newId, innerType);
+  const inner = UOp.range(k, nextAxisId(sink), innerType);
   const outer = n === k ? null : UOp.range(n / k, id, type);
   const expr = outer ? outer.mul(k).add(inner) : inner;
   return graphRewrite(sink, pmSplit, {
@@ -116,38 +138,117 @@ export function splitRange(sink: UOp, range: UOp, k: number, innerType: AxisType
   });
 }
 
+/**
+ * `range` (size n, a multiple of k) as top*(n/k) + rest, top a new range of `topType` and size
+ * k; rest keeps the axis id (and disappears when n == k)
+ */
+export function splitRangeTop(sink: UOp, range: UOp, k: number, topType: AxisType): UOp {
+  const n = range.src[0].arg as number, [id, type] = range.arg as [number, AxisType];
+  const top = UOp.range(k, nextAxisId(sink), topType);
+  const rest = n === k ? null : UOp.range(n / k, id, type);
+  const expr = rest ? top.mul(n / k).add(rest) : top;
+  return graphRewrite(sink, pmSplit, { from: range, expr, ranges: rest ? [top, rest] : [top] });
+}
+
+const nextAxisId = (sink: UOp): number => Math.max(...kernelAxes(sink).map((a) => a.id)) + 1;
+
+interface PadCtx {
+  from: UOp;
+  to: UOp;
+  /** to < the old size: the iterations that existed before */
+  inside: UOp;
+}
+
+const gatedBy = (g: UOp | undefined, c: UOp): boolean =>
+  g !== undefined && (g === c || (g.op === Ops.AND && g.src.includes(c)));
+
+/** the grown range everywhere; accesses that depend on it gated, reduces over it masked */
+const pmPad = new PatternMatcher<PadCtx>([
+  [new UPat({ op: Ops.RANGE, name: "r" }), (b, ctx) => (b.r === ctx.from ? ctx.to : undefined)],
+  [new UPat({ op: Ops.INDEX, name: "x" }), (b, ctx) => {
+    const [buf, idx, gate] = b.x.src;
+    if (gatedBy(gate, ctx.inside) || !b.x.toposort().includes(ctx.to)) return undefined;
+    return b.x.replace({ src: [buf, idx, gate ? gate.and(ctx.inside) : ctx.inside] });
+  }],
+  [new UPat({ op: Ops.REDUCE, name: "red" }), (b, ctx) => {
+    const [value, ...rs] = b.red.src;
+    if (!rs.includes(ctx.to) || (value.op === Ops.WHERE && value.src[0] === ctx.inside)) {
+      return undefined;
+    }
+    const id = value.constLike(reduceIdentity(b.red.arg as Ops, value.dtype));
+    return b.red.replace({ src: [ctx.inside.where(value, id), ...rs] });
+  }],
+]);
+
+/** `range` (size n) grown to size m > n; iterations past n touch no memory and reduce nothing */
+export function padRange(sink: UOp, range: UOp, m: number): UOp {
+  const n = range.src[0].arg as number, [id, type] = range.arg as [number, AxisType];
+  const to = UOp.range(m, id, type);
+  return graphRewrite(sink, pmPad, { from: range, to, inside: to.lt(n) });
+}
+
 /** `sink` with `opt` applied; throws OptError (naming why) where it does not apply */
 export function applyOpt(sink: UOp, opt: Opt): UOp {
   const bad = (why: string): never => {
     throw new OptError(opt, why);
   };
+  if (opt.op === OptOps.TILE) return applyTile(sink, opt);
   if (!Number.isInteger(opt.amount) || opt.amount < 2) bad("the amount must be an integer >= 2");
   const axes = kernelAxes(sink);
-  const ax = axes.find((a) =>
-    a.id === opt.axis && a.type !== AxisType.UPCAST &&
-    a.type !== AxisType.UNROLL
-  );
+  const ax = axes.find((a) => a.id === opt.axis && !FINAL.includes(a.type));
   if (!ax) {
-    const ids = axes.filter((a) => a.type !== AxisType.UPCAST && a.type !== AxisType.UNROLL)
-      .map((a) => a.id);
+    const ids = axes.filter((a) => !FINAL.includes(a.type)).map((a) => a.id);
     return bad(`the kernel has no splittable axis ${opt.axis} (axes: ${ids.join(", ") || "none"})`);
   }
   if (ax.size === null) bad("the axis has a symbolic size");
-  if (ax.size! % opt.amount !== 0) bad(`the axis size ${ax.size} is not a multiple of it`);
-  if (opt.op === OptOps.UPCAST) {
-    if (!ax.output || ax.reduce) bad("UPCAST needs an output (store) axis");
+  const size = ax.size!, name = OptOps[opt.op];
+  const outputAxis = () => {
+    if (!ax.output || ax.reduce) bad(`${name} needs an output (store) axis`);
     if (ax.type !== AxisType.LOOP && ax.type !== AxisType.GLOBAL) {
-      bad(`UPCAST needs a LOOP or GLOBAL axis, not ${AxisType[ax.type]}`);
+      bad(`${name} needs a LOOP or GLOBAL axis, not ${AxisType[ax.type]}`);
     }
-  } else if (opt.op === OptOps.UNROLL) {
-    if (!ax.reduce || ax.output) bad("UNROLL needs a reduce axis");
-    if (ax.type !== AxisType.REDUCE) bad(`UNROLL needs a REDUCE axis, not ${AxisType[ax.type]}`);
-  } else bad("unknown opt");
-  if (copies(sink) * opt.amount > MAX_COPIES) {
-    bad(`the kernel body would be copied more than ${MAX_COPIES} times`);
+  };
+  const reduceAxis = () => {
+    if (!ax.reduce || ax.output) bad(`${name} needs a reduce axis`);
+    if (ax.type !== AxisType.REDUCE) bad(`${name} needs a REDUCE axis, not ${AxisType[ax.type]}`);
+  };
+  if (opt.op === OptOps.PADTO) {
+    if (!ax.output && !ax.reduce) bad("PADTO needs an axis some store or reduce runs over");
+    const m = Math.ceil(size / opt.amount) * opt.amount;
+    if (m === size) bad(`the axis size ${size} is already a multiple of it`);
+    if (m > 2 * size) bad(`padding ${size} to ${m} would more than double the work`);
+    return padRange(sink, ax.range, m);
   }
-  const innerType = opt.op === OptOps.UPCAST ? AxisType.UPCAST : AxisType.UNROLL;
-  return splitRange(sink, ax.range, opt.amount, innerType);
+  if (size % opt.amount !== 0) bad(`the axis size ${size} is not a multiple of it`);
+  const threads = () => {
+    if (localThreads(sink) * opt.amount > MAX_LOCAL) {
+      bad(`a workgroup would have more than ${MAX_LOCAL} threads`);
+    }
+  };
+  switch (opt.op) {
+    case OptOps.UPCAST:
+    case OptOps.UNROLL: {
+      if (opt.op === OptOps.UPCAST) outputAxis();
+      else reduceAxis();
+      if (copies(sink) * opt.amount > MAX_COPIES) {
+        bad(`the kernel body would be copied more than ${MAX_COPIES} times`);
+      }
+      const t = opt.op === OptOps.UPCAST ? AxisType.UPCAST : AxisType.UNROLL;
+      return splitRange(sink, ax.range, opt.amount, t);
+    }
+    case OptOps.LOCAL:
+      outputAxis();
+      threads();
+      return splitRange(sink, ax.range, opt.amount, AxisType.LOCAL);
+    case OptOps.GROUP:
+    case OptOps.GROUPTOP:
+      reduceAxis();
+      threads();
+      return opt.op === OptOps.GROUP
+        ? splitRange(sink, ax.range, opt.amount, AxisType.GROUP_REDUCE)
+        : splitRangeTop(sink, ax.range, opt.amount, AxisType.GROUP_REDUCE);
+  }
+  return bad("unknown opt");
 }
 
 /** every opt in order (the first that does not apply throws) */

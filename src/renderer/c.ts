@@ -307,6 +307,14 @@ export class CStyleRenderer {
   loop(name: string, end: string, _parallel: boolean): string[] {
     return [`for (int ${name} = 0; ${name} < ${end}; ${name}++) {`];
   }
+  /** the declaration of a workgroup's shared array (on a CPU: an array of the kernel run) */
+  sharedArray(d: DType, name: string, size: number): string {
+    return `${this.valueType(d)} ${name}[${size}];`;
+  }
+  /** every thread of the workgroup waits here (a CPU runs the workgroup's threads in order) */
+  barrier(): string | null {
+    return null;
+  }
   bufParam(b: ProgramBuf): string {
     return `${b.mutable ? "" : "const "}${this.storageType(b.dtype)}* restrict data${b.slot}`;
   }
@@ -349,6 +357,17 @@ export class CStyleRenderer {
         case Ops.DEFINE_REG:
           r.set(u, `acc${(u.arg as [number])[0]}`);
           break;
+        case Ops.DEFINE_LOCAL: {
+          const [id, size] = u.arg as [number, number];
+          r.set(u, `smem${id}`);
+          line(this.sharedArray(u.dtype, `smem${id}`, size));
+          break;
+        }
+        case Ops.BARRIER: {
+          const b = this.barrier();
+          if (b) line(b);
+          break;
+        }
         case Ops.CONST:
           r.set(u, this.constant(u.arg as ConstValue, u.dtype));
           break;
@@ -375,7 +394,8 @@ export class CStyleRenderer {
             r.set(u, s[0]);
             break;
           }
-          let e = this.loadValue(u.dtype, s[0]);
+          // shared memory holds values, not the storage form of global buffers
+          let e = idx.src[0].op === Ops.DEFINE_LOCAL ? s[0] : this.loadValue(u.dtype, s[0]);
           if (idx.src[2]) {
             e = `(${r.get(idx.src[2])}?${e}:${
               this.constant(u.dtype === dtypes.bool ? false : 0, u.dtype)
@@ -397,7 +417,9 @@ export class CStyleRenderer {
             }
             break;
           }
-          const st = `${s[0]} = ${this.storeValue(v.dtype, s[1])};`;
+          const st = idx.src[0].op === Ops.DEFINE_LOCAL
+            ? `${s[0]} = ${s[1]};`
+            : `${s[0]} = ${this.storeValue(v.dtype, s[1])};`;
           line(idx.src[2] ? `if (${r.get(idx.src[2])}) ${st}` : st);
           break;
         }

@@ -105,6 +105,13 @@ export class CUDARenderer extends CStyleRenderer {
     this.helpers.set("tg_f16", F16);
   }
 
+  override sharedArray(d: DType, name: string, size: number): string {
+    return `__shared__ ${this.valueType(d)} ${name}[${size}];`;
+  }
+  override barrier(): string {
+    return "__syncthreads();";
+  }
+
   override bufParam(b: ProgramBuf): string {
     return `${b.mutable ? "" : "const "}${this.storageType(b.dtype)}* __restrict__ data${b.slot}`;
   }

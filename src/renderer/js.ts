@@ -244,6 +244,9 @@ export class JSRenderer extends CStyleRenderer {
   override loop(name: string, end: string, _parallel: boolean): string[] {
     return [`for (let ${name} = 0; ${name} < ${end}; ${name}++) {`];
   }
+  override sharedArray(_d: DType, name: string, size: number): string {
+    return `const ${name} = new Array(${size});`;
+  }
   override bufParam(b: ProgramBuf): string {
     return `data${b.slot}`;
   }

@@ -63,6 +63,8 @@ export function noWgslType(d: DType, where: string): Error {
 export class WGSLRenderer extends CStyleRenderer {
   private kernelName = "";
   private specials: UOp[] = [];
+  /** the module-scope workgroup arrays of the kernel being rendered */
+  private shared: string[] = [];
   private f16 = false;
 
   /** `localSize`: the workgroup size the kernel is dispatched with */
@@ -293,6 +295,7 @@ export class WGSLRenderer extends CStyleRenderer {
     this.kernelName = inp.name;
     this.f16 = false;
     this.specials = [];
+    this.shared = [];
     const { uops, block } = inp.lin;
     const bufBySlot = new Map(inp.bufs.map((b) => [b.slot, b]));
     const w = new RenderWalk(uops, block, (d, n, e) => this.declare(d, n, e, false));
@@ -317,6 +320,16 @@ export class WGSLRenderer extends CStyleRenderer {
         case Ops.DEFINE_REG:
           r.set(u, `acc${(u.arg as [number])[0]}`);
           break;
+        case Ops.DEFINE_LOCAL: {
+          // workgroup memory is declared at module scope
+          const [id, size] = u.arg as [number, number];
+          this.shared.push(`var<workgroup> smem${id}: array<${this.valueType(u.dtype)}, ${size}>;`);
+          r.set(u, `smem${id}`);
+          break;
+        }
+        case Ops.BARRIER:
+          line("workgroupBarrier();");
+          break;
         case Ops.SPECIAL:
           this.specials.push(u);
           r.set(u, u.arg as string);
@@ -340,11 +353,19 @@ export class WGSLRenderer extends CStyleRenderer {
           break;
         case Ops.INDEX:
           if (u.src[0].op === Ops.DEFINE_REG) r.set(u, s[0]);
+          else if (u.src[0].op === Ops.DEFINE_LOCAL) r.set(u, `${s[0]}[${s[1]}]`);
           break;
         case Ops.LOAD: {
           const idx = u.src[0];
           if (idx.src[0].op === Ops.DEFINE_REG) {
             r.set(u, s[0]);
+            break;
+          }
+          if (idx.src[0].op === Ops.DEFINE_LOCAL) {
+            if (idx.src[2]) throw new Error("WGSLRenderer: gated shared-memory load");
+            const n = fresh("val");
+            line(this.declare(u.dtype, n, s[0], false));
+            r.set(u, n);
             break;
           }
           const { g, buf } = access(idx);
@@ -375,6 +396,10 @@ export class WGSLRenderer extends CStyleRenderer {
               declared.add(reg);
               line(this.declare(v.dtype, s[0], s[1], true));
             }
+            break;
+          }
+          if (idx.src[0].op === Ops.DEFINE_LOCAL) {
+            line(`${s[0]} = ${s[1]};`);
             break;
           }
           const { g, buf, i } = access(idx);
@@ -423,6 +448,7 @@ export class WGSLRenderer extends CStyleRenderer {
     return [
       ...(this.f16 ? ["enable f16;"] : []),
       ...decls,
+      ...this.shared,
       ...this.helpers.values(),
       `@compute @workgroup_size(${lx}, ${ly}, ${lz})`,
       `fn ${inp.name}(@builtin(workgroup_id) tg_gid: vec3<u32>, @builtin(local_invocation_id) tg_lid: vec3<u32>, @builtin(global_invocation_id) tg_id: vec3<u32>) {`,

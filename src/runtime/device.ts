@@ -5,6 +5,7 @@ import { DType, type TypedArray, typedArrayFor, viewAs } from "../dtype.ts";
 import { CpuDevice } from "./cpu.ts";
 import { JsDevice } from "./js.ts";
 import { CudaDevice } from "./cuda.ts";
+import { AmdDevice } from "./amd.ts";
 import { openWebGpu, probeWebGpu } from "./webgpu.ts";
 
 // ---- the program contract (docs/ir.md section 3) ----
@@ -96,6 +97,8 @@ export interface DeviceImpl<H extends DeviceHandle = DeviceHandle> {
   /** resolves when all queued work has finished */
   synchronize(): Promise<void>;
   info(): DeviceInfo;
+  /** buffers one kernel may bind (inputs and output); absent: no limit (src/rangeify/split.ts) */
+  readonly maxBuffers?: number;
 }
 
 // ---- the registry ----
@@ -243,8 +246,10 @@ export const Device: DeviceRegistry = {
 
 registerDevice("CPU", () => new CpuDevice());
 registerDevice("JS", () => new JsDevice());
-// unavailable (with the reason) where libcuda or a GPU is missing; nothing is opened at import
+// unavailable (with the reason) where libcuda/libamdhip64 or a GPU is missing; nothing is opened
+// at import
 registerDevice("CUDA", () => new CudaDevice());
+registerDevice("AMD", () => new AmdDevice());
 // WebGPU answers asynchronously: once the adapter has answered, WEBGPU is registered afresh
 // (dropping the "not asked yet" failure a synchronous look may have cached)
 registerDevice("WEBGPU", () => openWebGpu());

@@ -1,0 +1,72 @@
+// The hand-coded GPU heuristic. A GPU needs thousands of threads: a reduce whose output is too
+// small to give them (a full sum, a few long rows) is GROUPed, so a workgroup of threads shares
+// each output's reduce through shared memory. A matmul-like kernel gets a register tile (each
+// thread computes a few outputs, reusing each loaded value) and a 2-D workgroup over the output
+// tile, so neighbouring threads read neighbouring columns. Other kernels keep gpudims' own
+// one-thread-per-output mapping.
+import { type GpuLimits } from "../codegen/gpudims.ts";
+import { CUDA_LIMITS } from "../codegen/gpudims.ts";
+import { WEBGPU_LIMITS } from "../renderer/wgsl.ts";
+import { AMD_LIMITS } from "../renderer/hip.ts";
+import { AxisType, Ops, type UOp } from "../uop/ops.ts";
+import { applyOpt, kernelAxes, type Opt, OptError, OptOps } from "./opts.ts";
+import { matmulReduce } from "./heuristic.ts";
+
+/** the languages that run on GPUs, with their workgroup limits */
+export const GPU_LIMITS: Readonly<Record<string, GpuLimits>> = {
+  cuda: CUDA_LIMITS,
+  hip: AMD_LIMITS,
+  wgsl: WEBGPU_LIMITS,
+};
+
+/** outputs below which a reduce is grouped (too few threads to fill a GPU) */
+export const GROUP_BELOW = 16384;
+/** the shortest reduce worth grouping */
+export const GROUP_MIN_REDUCE = 256;
+
+/** the first opt of `tries` that applies, applied; null when none does */
+function first(sink: UOp, tries: Opt[], chosen: Opt[]): UOp {
+  for (const opt of tries) {
+    try {
+      const s = applyOpt(sink, opt);
+      chosen.push(opt);
+      return s;
+    } catch (e) {
+      if (!(e instanceof OptError)) throw e;
+    }
+  }
+  return sink;
+}
+
+const amounts = (op: OptOps, axis: number, xs: number[]): Opt[] =>
+  xs.map((amount) => ({ op, axis, amount }));
+
+/** the opts the GPU heuristic picks for `sink` within `lim` */
+export function gpuOpts(sink: UOp, lim: GpuLimits): Opt[] {
+  const axes = kernelAxes(sink);
+  if (axes.some((a) => a.size === null)) return [];
+  const chosen: Opt[] = [];
+  const outs = axes.filter((a) => a.output && !a.reduce && a.type === AxisType.LOOP);
+  const end = sink.src[0];
+  const order = end?.op === Ops.END ? end.src.slice(1) : [];
+  outs.sort((a, b) => order.indexOf(a.range) - order.indexOf(b.range));
+  const reduces = axes.filter((a) => a.reduce && a.type === AxisType.REDUCE);
+  const outputs = outs.reduce((p, a) => p * a.size!, 1);
+  const threads = [256, 128, 64, 32, 16].filter((t) => t <= lim.threads);
+
+  if (matmulReduce(sink) && outs.length >= 2 && outputs >= GROUP_BELOW) {
+    const [m, n] = [outs.at(-2)!, outs.at(-1)!], k = reduces.at(-1);
+    let s = sink;
+    s = first(s, amounts(OptOps.UPCAST, m.id, [4, 2]), chosen);
+    s = first(s, amounts(OptOps.UPCAST, n.id, [4, 2]), chosen);
+    if (k) s = first(s, amounts(OptOps.UNROLL, k.id, [4, 2]), chosen);
+    s = first(s, amounts(OptOps.LOCAL, n.id, [16, 8, 4]), chosen);
+    first(s, amounts(OptOps.LOCAL, m.id, [8, 4, 2]), chosen);
+    return chosen;
+  }
+  const red = reduces.at(-1);
+  if (red && outputs < GROUP_BELOW && red.size! >= GROUP_MIN_REDUCE) {
+    first(sink, amounts(OptOps.GROUP, red.id, threads), chosen);
+  }
+  return chosen;
+}

@@ -1,0 +1,380 @@
+// The AMD device: kernels compiled by hiprtc to a code object for the card's gfx target
+// (disk-cached by content), loaded and launched through the HIP runtime (src/runtime/ffi/hip.ts),
+// device memory from a caching allocator, kernel times from HIP events. It mirrors the CUDA
+// device call for call; the compile path is tested without a GPU (tests/hip_render_test.ts),
+// the launch path only where an AMD GPU is present (tests/gpu/amd_test.ts).
+//
+// Launch convention (src/codegen/gpudims.ts): spec.globalSize is the grid in blocks,
+// spec.localSize the block in threads.
+import type {
+  Allocator,
+  DeviceHandle,
+  DeviceImpl,
+  DeviceInfo,
+  Program,
+  ProgramSpec,
+  RunOpts,
+} from "./device.ts";
+import { programKey } from "./program_key.ts";
+import { DiskCache } from "./cache.ts";
+import { checkSpec, numbered } from "./js.ts";
+import { cstr, outInt, outPtr } from "./ffi/libcuda.ts";
+import { HipAttr, HipError, hipErrorOutOfMemory, LibHip } from "./ffi/hip.ts";
+import { HiprtcError, LibHiprtc } from "./ffi/hiprtc.ts";
+import { AMD_LIMITS } from "../renderer/hip.ts";
+
+/** device memory: a hipDeviceptr_t */
+export class HipMem implements DeviceHandle {
+  readonly deviceHandle = true;
+  constructor(readonly ptr: bigint, readonly nbytes: number) {}
+}
+
+const fmtBytes = (n: number): string =>
+  n >= 2 ** 30
+    ? `${(n / 2 ** 30).toFixed(2)} GiB`
+    : n >= 2 ** 20
+    ? `${(n / 2 ** 20).toFixed(1)} MiB`
+    : `${n} bytes`;
+
+/**
+ * Freed blocks are kept by size and handed out again (hipMalloc/hipFree synchronize the device);
+ * when an allocation fails the cache is released first.
+ */
+export class HipAllocator implements Allocator<HipMem> {
+  private readonly pool = new Map<number, HipMem[]>();
+  /** bytes held in the pool */
+  cached = 0;
+  /** bytes handed out and not yet freed */
+  inUse = 0;
+  constructor(private readonly hip: LibHip, private readonly device: string) {}
+
+  alloc(nbytes: number): HipMem {
+    // a zero-byte buffer still gets a distinct, valid pointer
+    const size = Math.max(nbytes, 1);
+    const reuse = this.pool.get(size)?.pop();
+    if (reuse) {
+      this.cached -= size;
+      this.inUse += size;
+      return reuse;
+    }
+    const out = outPtr();
+    let r = this.hip.sym.hipMalloc(out, BigInt(size));
+    if (r === hipErrorOutOfMemory && this.cached > 0) {
+      this.releaseCache();
+      r = this.hip.sym.hipMalloc(out, BigInt(size));
+    }
+    if (r === hipErrorOutOfMemory) {
+      const free = outPtr(), total = outPtr();
+      const info = this.hip.sym.hipMemGetInfo(free, total) === 0
+        ? `${fmtBytes(Number(free[0]))} free of ${fmtBytes(Number(total[0]))}`
+        : "free memory unknown";
+      throw new Error(
+        `${this.device}: out of memory allocating ${fmtBytes(nbytes)} (${info}; ` +
+          `${fmtBytes(this.inUse)} held by live tg buffers)`,
+      );
+    }
+    this.hip.check(r, `hipMalloc(${nbytes} bytes)`);
+    this.inUse += size;
+    return new HipMem(out[0], size);
+  }
+
+  free(h: HipMem): void {
+    this.inUse -= h.nbytes;
+    let l = this.pool.get(h.nbytes);
+    if (!l) this.pool.set(h.nbytes, l = []);
+    l.push(h);
+    this.cached += h.nbytes;
+  }
+
+  /** give every cached block back to the runtime */
+  releaseCache(): void {
+    for (const l of this.pool.values()) {
+      for (const h of l) this.hip.check(this.hip.sym.hipFree(h.ptr), "hipFree");
+    }
+    this.pool.clear();
+    this.cached = 0;
+  }
+
+  copyin(h: HipMem, src: Uint8Array): void {
+    if (src.byteLength > h.nbytes) {
+      throw new Error(`copyin: ${src.byteLength} bytes into a ${h.nbytes}-byte AMD buffer`);
+    }
+    if (src.byteLength === 0) return;
+    this.hip.check(
+      this.hip.sym.hipMemcpyHtoD(h.ptr, src, BigInt(src.byteLength)),
+      "hipMemcpyHtoD",
+    );
+  }
+
+  copyout(h: HipMem, nbytes = h.nbytes): Uint8Array {
+    const out = new Uint8Array(nbytes);
+    // on the null stream this waits for the kernels queued before it
+    if (nbytes) {
+      this.hip.check(this.hip.sym.hipMemcpyDtoH(out, h.ptr, BigInt(nbytes)), "hipMemcpyDtoH");
+    }
+    return out;
+  }
+
+  copyoutAsync(h: HipMem): Promise<Uint8Array> {
+    return Promise.resolve(this.copyout(h));
+  }
+
+  /** device-to-device copy of `nbytes` (default: all of `src`) */
+  copy(dst: HipMem, src: HipMem, nbytes = src.nbytes): void {
+    if (nbytes > dst.nbytes || nbytes > src.nbytes) {
+      throw new Error(`copy: ${nbytes} bytes between AMD buffers of ${src.nbytes}/${dst.nbytes}`);
+    }
+    if (nbytes) {
+      this.hip.check(this.hip.sym.hipMemcpyDtoD(dst.ptr, src.ptr, BigInt(nbytes)), "hipMemcpyDtoD");
+    }
+  }
+}
+
+/** hiprtc to an AMDGPU code object for one gfx target */
+export class HiprtcCompiler {
+  readonly options: string[];
+  constructor(private readonly rtc: LibHiprtc, readonly arch: string) {
+    // -ffp-contract=off: a*b+c rounds twice, as on the CPU device and in the reference values
+    this.options = [`--offload-arch=${arch}`, "-O3", "-ffp-contract=off"];
+  }
+  get identity(): string {
+    return JSON.stringify(["hiprtc", this.rtc.path, this.rtc.version, this.options]);
+  }
+  compile(src: string, name: string): Uint8Array {
+    try {
+      return this.rtc.compileToCode(src, name, this.options);
+    } catch (e) {
+      if (!(e instanceof HiprtcError)) throw e;
+      throw new Error(
+        `HIP compile of kernel '${name}' failed (hiprtc ${this.rtc.version}, ` +
+          `${this.options.join(" ")}): ${e.message}\n--- source ---\n${numbered(src)}`,
+        { cause: e },
+      );
+    }
+  }
+}
+
+class HipProgram implements Program<HipMem> {
+  /** the parameter values, 8 bytes each, and the void* array pointing at them */
+  private readonly values: ArrayBuffer;
+  private readonly view: DataView;
+  private readonly params: BigUint64Array;
+
+  constructor(
+    readonly spec: ProgramSpec,
+    private readonly dev: AmdDevice,
+    private readonly fn: Deno.PointerValue,
+  ) {
+    const n = spec.bufs.length + spec.vars.length;
+    this.values = new ArrayBuffer(Math.max(8, 8 * n));
+    this.view = new DataView(this.values);
+    this.params = new BigUint64Array(Math.max(1, n));
+    const base = BigInt(
+      Deno.UnsafePointer.value(Deno.UnsafePointer.of(new Uint8Array(this.values))),
+    );
+    for (let i = 0; i < n; i++) this.params[i] = base + BigInt(8 * i);
+  }
+
+  run(bufs: readonly HipMem[], vars: readonly number[], opts?: RunOpts): number | undefined {
+    const spec = this.spec;
+    if (bufs.length !== spec.bufs.length || vars.length !== spec.vars.length) {
+      throw new Error(
+        `kernel '${spec.name}' takes ${spec.bufs.length} buffers and ${spec.vars.length} ` +
+          `variables (${spec.vars.join(", ")}), got ${bufs.length} and ${vars.length}`,
+      );
+    }
+    for (let i = 0; i < bufs.length; i++) {
+      const b = spec.bufs[i], need = b.size * b.dtype.itemsize;
+      if (!(bufs[i] instanceof HipMem) || bufs[i].nbytes < need) {
+        throw new Error(
+          `kernel '${spec.name}': data${b.slot} needs an AMD buffer of ${need} bytes ` +
+            `(${b.size} ${b.dtype.name}), got ${
+              bufs[i] instanceof HipMem ? `${bufs[i].nbytes} bytes` : String(bufs[i])
+            }`,
+        );
+      }
+      this.view.setBigUint64(8 * i, bufs[i].ptr, true);
+    }
+    for (let i = 0; i < vars.length; i++) {
+      if (!Number.isInteger(vars[i]) || vars[i] < -(2 ** 31) || vars[i] >= 2 ** 31) {
+        throw new Error(
+          `kernel '${spec.name}': variable ${spec.vars[i]} = ${vars[i]} is not an int32`,
+        );
+      }
+      this.view.setInt32(8 * (bufs.length + i), vars[i], true);
+    }
+    const g = opts?.globalSize ?? spec.globalSize, l = opts?.localSize ?? spec.localSize ?? [1];
+    const dim = (a: readonly number[], i: number) => a[i] ?? 1;
+    const hip = this.dev.hip;
+    const launch = () =>
+      hip.check(
+        hip.sym.hipModuleLaunchKernel(
+          this.fn,
+          dim(g, 0),
+          dim(g, 1),
+          dim(g, 2),
+          dim(l, 0),
+          dim(l, 1),
+          dim(l, 2),
+          0,
+          null,
+          this.params,
+          null,
+        ),
+        `hipModuleLaunchKernel(${spec.name}, grid [${g}], block [${l}])`,
+      );
+    if (!opts?.timing) {
+      launch();
+      return undefined;
+    }
+    const [start, end] = this.dev.events();
+    hip.check(hip.sym.hipEventRecord(start, null), "hipEventRecord");
+    launch();
+    hip.check(hip.sym.hipEventRecord(end, null), "hipEventRecord");
+    hip.check(hip.sym.hipEventSynchronize(end), "hipEventSynchronize");
+    const ms = new Float32Array(1);
+    hip.check(hip.sym.hipEventElapsedTime(ms, start, end), "hipEventElapsedTime");
+    return ms[0] / 1e3;
+  }
+}
+
+export interface AmdDeviceOptions {
+  /** device ordinal (default: 0) */
+  ordinal?: number;
+  /** the compile cache directory (default: CACHEDIR, else the user's cache directory) */
+  cacheDir?: string;
+}
+
+export class AmdDevice implements DeviceImpl<HipMem> {
+  readonly name = "AMD";
+  readonly lang = "hip";
+  readonly hip: LibHip;
+  readonly allocator: HipAllocator;
+  /** the gfx target kernels are compiled for, from the device's properties */
+  readonly arch: string;
+  readonly stats = { compiled: 0, diskHits: 0, memHits: 0 };
+  private readonly ordinal: number;
+  #compiler: HiprtcCompiler | null = null;
+  #cache: DiskCache | null = null;
+  #events: [Deno.PointerValue, Deno.PointerValue] | null = null;
+  private programs = new Map<string, HipProgram>();
+
+  constructor(private readonly opts: AmdDeviceOptions = {}) {
+    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
+      throw new Error("the AMD device needs --allow-ffi");
+    }
+    let hip: LibHip;
+    try {
+      hip = LibHip.get();
+    } catch (e) {
+      // hipInit answers hipErrorInvalidDevice/hipErrorNoDevice where ROCm sees no GPU
+      if (e instanceof HipError && (e.code === 100 || e.code === 101)) {
+        throw new Error(`no AMD GPU: ${e.message}`);
+      }
+      throw e;
+    }
+    this.hip = hip;
+    const count = outInt();
+    const r = hip.sym.hipGetDeviceCount(count);
+    if (r === 100) throw new Error(`no AMD GPU: hipGetDeviceCount says ${hip.errorName(r)}`);
+    hip.check(r, "hipGetDeviceCount");
+    this.ordinal = opts.ordinal ?? 0;
+    if (this.ordinal >= count[0]) {
+      throw new Error(`AMD device ${this.ordinal} requested, but HIP sees ${count[0]}`);
+    }
+    hip.check(hip.sym.hipSetDevice(this.ordinal), "hipSetDevice");
+    this.arch = hip.archName(this.ordinal);
+    this.allocator = new HipAllocator(hip, this.name);
+  }
+
+  attr(a: number): number {
+    const out = outInt();
+    this.hip.check(
+      this.hip.sym.hipDeviceGetAttribute(out, a, this.ordinal),
+      "hipDeviceGetAttribute",
+    );
+    return out[0];
+  }
+
+  /** hiprtc is opened on the first compile: a device that only copies memory needs no compiler */
+  get compiler(): HiprtcCompiler {
+    return this.#compiler ??= new HiprtcCompiler(LibHiprtc.get(), this.arch);
+  }
+
+  get cache(): DiskCache {
+    return this.#cache ??= this.opts.cacheDir !== undefined
+      ? new DiskCache(this.opts.cacheDir)
+      : DiskCache.forDir();
+  }
+
+  /** a start/end event pair, made once (kernels are timed one at a time) */
+  events(): [Deno.PointerValue, Deno.PointerValue] {
+    if (this.#events) return this.#events;
+    const mk = () => {
+      const out = outPtr();
+      this.hip.check(this.hip.sym.hipEventCreate(out), "hipEventCreate");
+      return Deno.UnsafePointer.create(out[0]);
+    };
+    return this.#events = [mk(), mk()];
+  }
+
+  compile(spec: ProgramSpec): Program<HipMem> {
+    checkSpec(spec, "hip", this.name);
+    const threads = spec.localSize?.reduce((a, b) => a * b, 1) ?? 0;
+    if (!spec.localSize || threads > AMD_LIMITS.threads) {
+      throw new Error(
+        `kernel '${spec.name}': an AMD launch needs a block of at most ${AMD_LIMITS.threads} ` +
+          `threads, got localSize ${JSON.stringify(spec.localSize)}`,
+      );
+    }
+    const memKey = programKey(spec);
+    let p = this.programs.get(memKey);
+    if (p) {
+      this.stats.memHits++;
+      return p;
+    }
+    const key = DiskCache.key([this.compiler.identity, spec.src]);
+    let entry = this.cache.load(key, ".hsaco");
+    if (entry) this.stats.diskHits++;
+    else {
+      entry = this.cache.store(key, ".hsaco", this.compiler.compile(spec.src, spec.name));
+      this.stats.compiled++;
+    }
+    const mod = outPtr();
+    this.hip.check(
+      this.hip.sym.hipModuleLoadData(mod, entry.bytes),
+      `hipModuleLoadData(${spec.name})`,
+    );
+    const fn = outPtr();
+    this.hip.check(
+      this.hip.sym.hipModuleGetFunction(fn, Deno.UnsafePointer.create(mod[0]), cstr(spec.name)),
+      `hipModuleGetFunction(${spec.name})`,
+    );
+    p = new HipProgram(spec, this, Deno.UnsafePointer.create(fn[0]));
+    this.programs.set(memKey, p);
+    return p;
+  }
+
+  synchronize(): Promise<void> {
+    this.hip.check(this.hip.sym.hipDeviceSynchronize(), "hipDeviceSynchronize");
+    return Promise.resolve();
+  }
+
+  info(): DeviceInfo {
+    const name = new Uint8Array(256);
+    this.hip.check(this.hip.sym.hipDeviceGetName(name, 256, this.ordinal), "hipDeviceGetName");
+    const total = outPtr();
+    this.hip.check(this.hip.sym.hipDeviceTotalMem(total, this.ordinal), "hipDeviceTotalMem");
+    return {
+      name: new TextDecoder().decode(name.subarray(0, name.indexOf(0))),
+      arch: this.arch,
+      cores: this.attr(HipAttr.MULTIPROCESSOR_COUNT),
+      warpSize: this.attr(HipAttr.WARP_SIZE),
+      memory: Number(total[0]),
+      runtime: `${this.hip.path} (HIP ${this.hip.version()})`,
+      cacheDir: this.cache.dir,
+    };
+  }
+}
+
+export { HipError };

@@ -1,0 +1,61 @@
+// BEAM (src/opt/beam.ts): the search returns an opt list that applies, whose kernel computes
+// what the unoptimized one does on CPU and JS; a second search of the same kernel comes from the
+// disk cache (a temp CACHEDIR) and times nothing.
+import assert from "node:assert/strict";
+import { Tensor } from "../mod.ts";
+import type { UOp } from "../src/uop/ops.ts";
+import { toProgram } from "../src/codegen/index.ts";
+import { Buffer, Device } from "../src/runtime/device.ts";
+import { applyOpt } from "../src/opt/opts.ts";
+import { handCodedOpts, withOpts } from "../src/opt/heuristic.ts";
+import { beamSearch, beamStats, candidateOpts } from "../src/opt/beam.ts";
+
+function run(ast: UOp, dev: string, lang: "js" | "c"): Float32Array {
+  const spec = toProgram(ast, lang, { checkBounds: true });
+  const bufs = spec.bufs.map((b, s) => {
+    const buf = new Buffer(dev, b.dtype, b.size);
+    buf.copyin(Float32Array.from({ length: b.size }, (_, i) => Math.sin(i * 0.37 + s)));
+    return buf;
+  });
+  Device.get(dev).compile(spec).run(bufs.map((b) => b.handle), []);
+  const out = bufs[0].toTypedArraySync() as Float32Array;
+  for (const b of bufs) b.free();
+  return out;
+}
+
+Deno.test("BEAM picks a valid opt list, equal to the plain kernel, cached on disk", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "tg-beam-test-" });
+  try {
+    const a = Tensor.rand([32, 48], { device: "CPU" }),
+      b = Tensor.rand([48, 64], { device: "CPU" });
+    const ast = a.matmul(b).schedule().at(-1)!.ast;
+    assert.ok(candidateOpts(ast).length > 5);
+    const before = { ...beamStats };
+    const opts = beamSearch(ast, "c", {
+      width: 2,
+      timeLimit: 4,
+      cacheDir: dir,
+      seed: handCodedOpts(ast),
+    });
+    assert.equal(beamStats.searched, before.searched + 1);
+    assert.ok(beamStats.timed > before.timed + 5, "it timed candidates");
+    opts.reduce(applyOpt, ast); // applies without OptError
+    for (const [dev, lang] of [["CPU", "c"], ["JS", "js"]] as const) {
+      const want = run(withOpts(ast, []), dev, lang), got = run(withOpts(ast, opts), dev, lang);
+      for (let i = 0; i < want.length; i++) {
+        assert.ok(
+          Math.abs(got[i] - want[i]) <= 1e-4 * Math.max(1, Math.abs(want[i])),
+          `${dev} ${i}`,
+        );
+      }
+    }
+    const timed = beamStats.timed;
+    const again = beamSearch(ast, "c", { width: 2, timeLimit: 4, cacheDir: dir });
+    assert.deepEqual(again, opts);
+    assert.equal(beamStats.timed, timed, "the second search timed nothing");
+    assert.equal(beamStats.cacheHits, before.cacheHits + 1);
+    assert.ok([...Deno.readDirSync(dir)].some((e) => e.name.startsWith("beam-")));
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
