@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { dtypes } from "../src/dtype.ts";
-import { Ops, UOp } from "../src/uop/ops.ts";
+import { AxisType, Ops, UOp } from "../src/uop/ops.ts";
 import { rangeify } from "../src/rangeify/rangeify.ts";
 
 let bufId = 1_000_000;
@@ -48,13 +48,38 @@ Deno.test("matmul written as expand-mul-reduce is one kernel", () => {
   assert.equal(count(kernels[0].ast, Ops.REDUCE), 1);
 });
 
-Deno.test("a reduce feeding a broadcast is realized: softmax-like x - max(x) is two kernels", () => {
-  const x = buf(4, 8);
-  const m = expand(reduce(x, Ops.MAX, [1]), [4, 8]);
+Deno.test("a reduce feeding a broadcast over a long axis is realized: x - max(x) is two kernels", () => {
+  const x = buf(4, 512);
+  const m = expand(reduce(x, Ops.MAX, [1]), [4, 512]);
   const { kernels } = rangeify([x.sub(m)]);
   assert.equal(kernels.length, 2);
   assert.equal(count(kernels[0].ast, Ops.REDUCE), 1);
   assert.equal(count(kernels[1].ast, Ops.REDUCE), 0);
+});
+
+Deno.test("a reduce broadcast over a short axis fuses: that axis becomes UPCAST, the reduce runs once", () => {
+  const x = buf(4, 8);
+  const m = expand(reduce(x, Ops.MAX, [1]), [4, 8]);
+  const { kernels } = rangeify([x.sub(m)]);
+  assert.equal(kernels.length, 1);
+  const ast = kernels[0].ast;
+  assert.equal(count(ast, Ops.REDUCE), 1);
+  const types = ast.toposort().filter((u) => u.op === Ops.RANGE).map((u) =>
+    (u.arg as [number, AxisType])[1]
+  );
+  assert.ok(types.includes(AxisType.UPCAST), "the broadcast axis is UPCAST");
+});
+
+Deno.test("a reduce read by a later reduce over the same axis fuses (two passes, fresh loops)", () => {
+  const x = buf(4, 512);
+  const m = expand(reduce(x, Ops.MAX, [1]), [4, 512]);
+  // sum(exp(x - max)) per row: the max pass and the sum pass in one kernel
+  const l = reduce(x.sub(m).alu(Ops.EXP2), Ops.ADD, [1]);
+  const { kernels } = rangeify([l]);
+  assert.equal(kernels.length, 1);
+  const reds = kernels[0].ast.toposort().filter((u) => u.op === Ops.REDUCE);
+  assert.equal(reds.length, 2);
+  assert.notEqual(reds[0].src[1], reds[1].src[1], "each pass has its own loop");
 });
 
 Deno.test("a cheap elementwise node read at two different indexes is recomputed, not stored", () => {

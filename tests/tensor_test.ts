@@ -158,6 +158,7 @@ Deno.test("every graph uses only tensor-graph ops, with equal-shaped ALU sources
   const allowed = new Set([
     Ops.BUFFER,
     Ops.CONST,
+    Ops.IOTA,
     Ops.DEFINE_VAR,
     Ops.CAST,
     Ops.BITCAST,

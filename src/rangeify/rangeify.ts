@@ -1,11 +1,23 @@
 // rangeify: from a tensor graph to kernel ASTs.
 //
 // Pass 1 walks the graph consumers-first and records, for every node, the index tuples it is read
-// at (and which loops are open there). A compute node is realized into a buffer where fusing it
-// would repeat work: its consumers read it at different indexes, or they loop over ranges it does
-// not depend on (a reduce feeding a broadcast). Pass 2 builds one kernel per realized node by
-// lowering the graph at the node's output ranges: movement ops become index arithmetic, buffers
-// become loads, REDUCE_AXIS becomes REDUCE over new ranges.
+// at and the loops open there (outermost first). A node is fused into its consumers' kernel
+// (recomputed where it is read) unless that would repeat work:
+// - a cheap elementwise node (few inputs) is always recomputed;
+// - other nodes are realized when read at different tuples, except tuples that differ only in
+//   which reduce loop reads them (separate passes over one axis, as softmax's max, sum and
+//   weighted sum): those are recomputed once per pass, up to MAX_PASSES;
+// - a bigger elementwise node is otherwise recomputed: redoing it per iteration of a loop it
+//   ignores costs about what reading it back would;
+// - a node containing a reduce is realized when kernels of several consumers read it, or when
+//   some loop around a read does not index it and would recompute the reduce per iteration. A
+//   reduce loop that encloses none of the node's own loops costs nothing (the linearizer
+//   hoists the node out of it), and a small output axis the node ignores is made an UPCAST
+//   axis of the kernel (registers, not a loop), so the node is computed once for all values.
+// This is how attention becomes one kernel with no N*N buffer. Pass 2 builds one kernel per
+// realized node by lowering the graph at the node's output ranges: movement ops become index
+// arithmetic, buffers become loads, REDUCE_AXIS becomes REDUCE over new ranges (fresh ones for
+// each further pass over the same node).
 import { type DType, dtypes } from "../dtype.ts";
 import { AxisType, GroupOp, Ops, prod, UOp } from "../uop/ops.ts";
 import "../uop/symbolic.ts";
@@ -18,9 +30,18 @@ import {
   sameTuple,
 } from "./indexing.ts";
 
+/** the most passes (reads at distinct reduce loops) an expensive fused node is recomputed for */
+export const MAX_PASSES = 3;
+/** the most values a kernel's output axes made UPCAST by fusion may have together */
+export const MAX_FUSED_UPCAST = 128;
+
 interface Request {
   t: IndexTuple;
-  /** the ranges open where the consumer reads: a node that ignores some of them is recomputed per iteration */
+  /**
+   * the ranges open where the consumer reads, outermost first (output ranges in axis order,
+   * then reduce ranges as the reads pass into reduces): a node that ignores an enclosing one is
+   * recomputed per iteration
+   */
   open: ReadonlySet<UOp>;
   /** the realized node whose kernel reads */
   owner: UOp;
@@ -41,7 +62,7 @@ export interface RangeifyResult {
 }
 
 const isLeaf = (u: UOp): boolean =>
-  u.op === Ops.BUFFER || u.op === Ops.CONST || u.op === Ops.DEFINE_VAR;
+  u.op === Ops.BUFFER || u.op === Ops.CONST || u.op === Ops.DEFINE_VAR || u.op === Ops.IOTA;
 const isView = (u: UOp): boolean => GroupOp.Movement.has(u.op) || u.op === Ops.DETACH;
 
 /** a realized-buffer view: BUFFER, or RESHAPE(BUFFER) that keeps the element count */
@@ -59,13 +80,27 @@ function rangesIn(t: IndexTuple): Set<UOp> {
   return out;
 }
 
+const isReduceRange = (u: UOp): boolean =>
+  u.op === Ops.RANGE && (u.arg as [number, AxisType])[1] === AxisType.REDUCE;
+
+/** the tuples are the same except for bare reduce ranges (of equal size) in the same places */
+function samePassTuple(a: IndexTuple, b: IndexTuple): boolean {
+  if (a.valid !== b.valid || a.idx.length !== b.idx.length) return false;
+  return a.idx.every((x, i) => {
+    const y = b.idx[i];
+    return x === y || (isReduceRange(x) && isReduceRange(y) && x.src[0] === y.src[0]);
+  });
+}
+
 class Rangeifier {
-  private nextAxis = 0;
+  nextAxis = 0;
   readonly requests = new Map<UOp, Request[]>();
   readonly realized = new Set<UOp>();
   /** output ranges of realized nodes, reduce ranges of REDUCE_AXIS nodes */
   readonly outRanges = new Map<UOp, UOp[]>();
   readonly reduceRanges = new Map<UOp, UOp[]>();
+  /** output ranges that fusion made UPCAST (registers): see `fusible` */
+  readonly upcast = new Set<UOp>();
 
   private newRange(size: number, type: AxisType): UOp {
     return size === 1 ? cint(0) : UOp.range(size, this.nextAxis++, type);
@@ -89,7 +124,8 @@ class Rangeifier {
       const x = topo[i];
       if ((isLeaf(x) && !must.has(x)) || bufferBase(x)) continue;
       const reqs = this.requests.get(x) ?? [];
-      if (must.has(x) || x.op === Ops.COPY || this.wouldRepeatWork(x, reqs)) {
+      const fused = !must.has(x) && x.op !== Ops.COPY && this.fusible(x, reqs);
+      if (!fused) {
         this.realized.add(x);
         if (x.op === Ops.COPY) continue; // the engine copies; its source is realized separately
         const out = x.shape!.map((s) => this.newRange(s, AxisType.LOOP));
@@ -103,21 +139,66 @@ class Rangeifier {
       }
       const distinct: Request[] = [];
       for (const r of reqs) {
-        if (!distinct.some((d) => sameTuple(d.t, r.t) && d.owner === r.owner)) distinct.push(r);
+        const d = distinct.find((d) => sameTuple(d.t, r.t) && d.owner === r.owner);
+        if (!d) distinct.push({ ...r, open: this.liveOpen(x, r) });
+        // the node lives in the loops any of its reads needs
+        else {distinct[distinct.indexOf(d)] = {
+            ...d,
+            open: new Set([...d.open, ...this.liveOpen(x, r)]),
+          };}
       }
       for (const r of distinct) this.pushToSources(x, r);
     }
   }
 
-  private wouldRepeatWork(x: UOp, reqs: Request[]): boolean {
-    if (isView(x)) return false;
-    if (reqs.length === 0) return false;
-    if (reqs.some((r) => !sameTuple(r.t, reqs[0].t))) {
-      return x.op === Ops.REDUCE_AXIS || !this.cheapToRecompute(x);
+  /** whether `x` can be recomputed where it is read (else it is realized) */
+  private fusible(x: UOp, reqs: Request[]): boolean {
+    if (isView(x) || reqs.length === 0) return true;
+    const cost = this.recomputeCost(x);
+    if (cost === "cheap") return true;
+    const tuples: IndexTuple[] = [];
+    for (const r of reqs) if (!tuples.some((t) => sameTuple(t, r.t))) tuples.push(r.t);
+    if (tuples.length > MAX_PASSES || !tuples.every((t) => samePassTuple(t, tuples[0]))) {
+      return false;
     }
-    if (x.op === Ops.REDUCE_AXIS && reqs.some((r) => r.owner !== reqs[0].owner)) return true;
-    const used = rangesIn(reqs[0].t);
-    return reqs.some((r) => [...r.open].some((o) => !used.has(o)));
+    // elementwise work recomputed per enclosing iteration costs what reading it back would
+    if (cost === "elementwise") return true;
+    if (reqs.some((r) => r.owner !== reqs[0].owner)) return false;
+    const upcast = new Set<UOp>();
+    const outs = this.outRanges.get(reqs[0].owner) ?? [];
+    for (const r of reqs) {
+      const used = rangesIn(r.t), open = [...r.open];
+      const deepest = open.findLastIndex((o) => used.has(o));
+      for (const [i, o] of open.entries()) {
+        if (used.has(o) || this.upcast.has(o)) continue;
+        if (!outs.includes(o)) {
+          if (i > deepest) continue; // a reduce loop inside all of x's: x is hoisted out of it
+          return false;
+        }
+        upcast.add(o);
+      }
+    }
+    const copies = [...this.upcast, ...upcast].filter((o) => outs.includes(o))
+      .reduce((p, o) => p * (o.src[0].arg as number), 1);
+    if (copies > MAX_FUSED_UPCAST) return false;
+    for (const o of upcast) this.upcast.add(o);
+    return true;
+  }
+
+  /**
+   * the open ranges `x` is computed inside when read by `r`: reduce loops it is hoisted out of
+   * and upcast axes drop (output ranges stay: on a GPU they are threads, nothing hoists)
+   */
+  private liveOpen(x: UOp, r: Request): ReadonlySet<UOp> {
+    if (isView(x)) return r.open;
+    const used = rangesIn(r.t), open = [...r.open];
+    const deepest = open.findLastIndex((o) => used.has(o));
+    const outs = this.outRanges.get(r.owner) ?? [];
+    return new Set(
+      open.filter((o, i) =>
+        used.has(o) || (!this.upcast.has(o) && (i < deepest || outs.includes(o)))
+      ),
+    );
   }
 
   /**
@@ -125,7 +206,7 @@ class Rangeifier {
    * it is small and reaches no reduce except through a broadcast (such a reduce is realized on its
    * own, so recomputing reads its buffer): how softmax stays at three kernels.
    */
-  private cheapToRecompute(x: UOp): boolean {
+  private recomputeCost(x: UOp): "cheap" | "elementwise" | "reduce" {
     const inputs = new Set<UOp>();
     const seen = new Set<UOp>();
     const stack = [x];
@@ -133,15 +214,15 @@ class Rangeifier {
       const u = stack.pop()!;
       if (seen.has(u)) continue;
       seen.add(u);
-      if (seen.size > 64) return false;
+      if (seen.size > 64) return "reduce"; // too big to look through: assume the worst
       if (u !== x && this.realized.has(u)) inputs.add(u);
       else if (u.op === Ops.BUFFER) inputs.add(u);
-      else if (u.op === Ops.REDUCE_AXIS) return false;
+      else if (u.op === Ops.REDUCE_AXIS) return "reduce";
       else if (u.op === Ops.EXPAND && u.src[0].shape!.some((d, i) => d !== u.shape![i])) {
         inputs.add(u);
       } else if (!isLeaf(u)) stack.push(...u.src);
     }
-    return inputs.size <= 3;
+    return inputs.size <= 3 ? "cheap" : "elementwise";
   }
 
   private pushToSources(x: UOp, r: Request): void {
@@ -157,6 +238,10 @@ class Rangeifier {
       return this.request(x.src[0], { t: { idx, valid: r.t.valid }, open, owner: r.owner });
     }
     for (const s of x.src) this.request(s, r);
+  }
+
+  newRangeLike(r: UOp): UOp {
+    return this.newRange(r.src[0].arg as number, AxisType.REDUCE);
   }
 
   reduceRangesOf(x: UOp): UOp[] {
@@ -175,6 +260,8 @@ class KernelBuilder {
   readonly inputs: UOp[];
   private readonly slots = new Map<UOp, UOp>();
   private readonly memo = new Map<string, UOp>();
+  /** the REDUCE_AXIS nodes lowered so far in this kernel (a further pass gets fresh ranges) */
+  private readonly reduced = new Set<UOp>();
   constructor(private readonly rf: Rangeifier, readonly node: UOp) {
     this.inputs = [node];
   }
@@ -211,7 +298,13 @@ class KernelBuilder {
     ]);
     const loops = out.filter((r) => r.op === Ops.RANGE);
     const body = loops.length ? UOp.make(Ops.END, dtypes.void, [store, ...loops]) : store;
-    return renumberRanges(UOp.make(Ops.SINK, dtypes.void, [body]));
+    let sink = UOp.make(Ops.SINK, dtypes.void, [body]);
+    const up = new Map<UOp, UOp>();
+    for (const r of loops) {
+      if (this.rf.upcast.has(r)) up.set(r, UOp.range(r.src[0], ...upcastArg(r)));
+    }
+    if (up.size) sink = sink.substitute(up);
+    return renumberRanges(sink);
   }
 
   /** the value of `x` read at `t` */
@@ -240,6 +333,8 @@ class KernelBuilder {
       case Ops.CONST:
       case Ops.DEFINE_VAR:
         return x;
+      case Ops.IOTA:
+        return t.idx[0];
       case Ops.PAD: {
         const inner = this.lower(x.src[0], pushThroughMovement(x, t));
         const { valid } = padTuple(x, t);
@@ -253,7 +348,12 @@ class KernelBuilder {
             op === Ops.ADD ? 0 : op === Ops.MUL ? 1 : x.dtype.isFloat ? -Infinity : x.dtype.min,
           );
         }
-        const rr = this.rf.reduceRangesOf(x);
+        let rr = this.rf.reduceRangesOf(x);
+        // another pass over the same reduce needs loops of its own
+        if (this.reduced.has(x)) {
+          rr = rr.map((r) => (r.op === Ops.RANGE ? this.rf.newRangeLike(r) : r));
+        }
+        this.reduced.add(x);
         const idx = t.idx.map((e, i) => (axes.includes(i) ? rr[axes.indexOf(i)] : e));
         const v = this.lower(x.src[0], { idx, valid: t.valid });
         const loops = rr.filter((r) => r.op === Ops.RANGE);
@@ -277,6 +377,8 @@ class KernelBuilder {
     throw new Error(`rangeify: cannot lower ${Ops[x.op]}`);
   }
 }
+
+const upcastArg = (r: UOp): [number, AxisType] => [(r.arg as [number])[0], AxisType.UPCAST];
 
 /** kernels that differ only in range numbering are the same kernel: number ranges by first use */
 function renumberRanges(sink: UOp): UOp {

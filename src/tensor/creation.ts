@@ -1,13 +1,12 @@
 // Creating tensors: constants are CONST graphs (no memory until a kernel needs them); data from JS
 // is uploaded into a BUFFER through the engine.
 import { type DType, dtypes, toBF16Bits, type TypedArray, typedArrayFor } from "../dtype.ts";
-import { prod, UOp } from "../uop/ops.ts";
+import { Ops, prod, UOp } from "../uop/ops.ts";
 import { Tensor, type TensorOpts } from "../tensor.ts";
 import { backend } from "./backend.ts";
 import { checkShape, constU, fmtShape, jsDType, reshapeU, toDType } from "./broadcast.ts";
 import * as E from "./elementwise.ts";
 import * as M from "./movement.ts";
-import * as R from "./reduce.ts";
 
 export type NestedData = number | boolean | NestedData[];
 
@@ -171,9 +170,8 @@ export function arange(start: number, stop?: number, step = 1, opts?: TensorOpts
     : allInt
     ? dtypes.default_int
     : dtypes.default_float;
-  // 0..n-1 as a running sum of ones (a constant graph), then scaled: exact for ints
-  const ones = make(constU(dtypes.int32, 1, [n]), opts);
-  const idx = E.sub(R.cumsum(ones, 0), 1);
+  // 0..n-1 is the index itself: no memory, and fused into whatever reads it
+  const idx = make(UOp.make(Ops.IOTA, dtypes.int32, [], n), opts);
   if (dt.isFloat || !allInt) return E.add(E.mul(idx.cast(dt), step), start).cast(dt);
   return E.add(E.mul(idx, step), start).cast(dt);
 }

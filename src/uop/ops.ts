@@ -74,6 +74,8 @@ export enum Ops {
   // ternary ALU
   WHERE,
   MULACC,
+  // tensor graph: the int32 vector [0, 1, ..., n-1] (arg n); in a kernel, the index it is read at
+  IOTA,
 }
 
 export const opName = (op: Ops): string => Ops[op];

@@ -16,6 +16,8 @@ export function computeShape(u: UOp): readonly number[] | null {
     case Ops.CONST:
     case Ops.DEFINE_VAR:
       return [];
+    case Ops.IOTA:
+      return [u.arg as number];
     case Ops.RESHAPE: {
       const ns = u.arg as number[];
       if (prod(ns) !== prod(s[0].shape!)) {

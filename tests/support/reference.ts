@@ -174,6 +174,8 @@ function evalNode(u: UOp, srcs: number[][], vars: Map<string, number>): number[]
     }
     case Ops.CONST:
       return [castValue(u.arg as number | boolean, u.dtype)];
+    case Ops.IOTA:
+      return Array.from({ length: u.arg as number }, (_, i) => i);
     case Ops.DEFINE_VAR: {
       const name = (u.arg as [string])[0];
       if (!vars.has(name)) throw new Error(`reference: no value for variable ${name}`);
