@@ -15,6 +15,9 @@ import {
   loadFixtures,
 } from "./support/fixtures.ts";
 import { webgpuReady } from "../src/runtime/device.ts";
+import type { GpuMem, WebGpuDevice } from "../src/runtime/webgpu.ts";
+import { toProgram } from "../src/codegen/index.ts";
+import { bufferOf } from "../src/engine/buffers.ts";
 
 await webgpuReady();
 const HAS = Device.list().includes("WEBGPU");
@@ -156,8 +159,11 @@ Deno.test({
   ignore: !HAS,
   fn: async () => {
     const t = Tensor.from([1, 2, 3], { device: DEV }).add(1);
-    assert.throws(() => t.dataSync(), /WEBGPU is asynchronous: use await t\.data\(\)/);
-    assert.throws(() => t.sum().item(), /WEBGPU is asynchronous/);
+    assert.throws(
+      () => t.dataSync(),
+      /WEBGPU cannot read a buffer synchronously: .*await t\.data\(\)/,
+    );
+    assert.throws(() => t.sum().item(), /WEBGPU cannot read a buffer synchronously/);
     assert.deepEqual([...await t.data()], [2, 3, 4]);
     await Device.synchronize("WEBGPU");
   },
@@ -170,5 +176,57 @@ Deno.test({
     const t = Tensor.from([1, 2], { device: DEV }).cast(dtypes.float64).add(1);
     await assert.rejects(async () => await t.data(), /WGSL has no float64/);
     assert.throws(() => t.kernels(), /WGSL has no float64/);
+  },
+});
+
+Deno.test({
+  name: "WEBGPU: to() copies both ways; a copy out of WEBGPU is read back async and chained",
+  ignore: !HAS,
+  fn: async () => {
+    const host = Tensor.from([1, 2, 3, 4, 5], { device: "CPU" });
+    const g = host.to(DEV).mul(10); // CPU -> WEBGPU, computed on WEBGPU
+    assert.equal(g.device, DEV);
+    // WEBGPU -> CPU, then a CPU kernel that also reads a CPU tensor: it runs once the readback lands
+    const c = g.add(1).to("CPU").add(host);
+    c.realize();
+    assert.equal(c.device, "CPU");
+    assert.throws(() => c.dataSync(), /still being filled by a copy .*await t\.data\(\)/);
+    assert.deepEqual([...await c.data()], [12, 23, 34, 45, 56]);
+    assert.deepEqual([...c.dataSync()], [12, 23, 34, 45, 56], "sync reads work once filled");
+    // a buffer still being filled feeds later schedules: WEBGPU -> JS -> WEBGPU, and JS -> CPU
+    const j = g.to("JS");
+    j.realize();
+    const back = j.mul(2).to(DEV).add(g);
+    const cpu = j.sum().to("CPU");
+    assert.deepEqual([...await back.data()], [30, 60, 90, 120, 150]);
+    assert.deepEqual([...await cpu.data()], [150]);
+    assert.deepEqual([...await g.to("JS").tolist() as number[]], [10, 20, 30, 40, 50]);
+  },
+});
+
+Deno.test({
+  name: "WEBGPU: timestamp queries time kernels where the adapter has 'timestamp-query'",
+  ignore: !HAS,
+  fn: async () => {
+    const dev = Device.get(DEV) as WebGpuDevice;
+    const info = dev.info();
+    console.log(`WEBGPU adapter ${info.name}: timestamp-query ${info.timestampQuery}`);
+    if (!dev.hasTimestamps) return; // the adapter cannot time kernels: realize skips timing
+    const a = Tensor.from(new Float32Array(1 << 16).fill(1), { device: DEV });
+    const [item] = a.mul(3).schedule();
+    const spec = toProgram(item.ast, "wgsl");
+    const out = a.add(0).realize(); // any buffer of the output's size and dtype
+    const slots = [out.uop, ...item.bufs.slice(1)];
+    const bufs = spec.bufs.map((b) => bufferOf(slots[b.slot]).handle as GpuMem);
+    const prog = dev.compile(spec);
+    dev.kernelTimes.splice(0);
+    for (let i = 0; i < 3; i++) assert.equal(prog.run(bufs, [], { timing: true }), undefined);
+    await dev.synchronize();
+    const times = dev.kernelTimes.splice(0);
+    assert.equal(times.length, 3);
+    for (const t of times) {
+      assert.equal(t.name, spec.name);
+      assert.ok(t.seconds > 0 && t.seconds < 10, `kernel time ${t.seconds} s`);
+    }
   },
 });

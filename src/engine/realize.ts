@@ -1,18 +1,15 @@
 // Realizing tensor graphs: rangeify into kernels, compile (cached by AST), allocate, run, free.
 import type { DType, TypedArray } from "../dtype.ts";
 import { Ops, prod, UOp } from "../uop/ops.ts";
-import {
-  bufferBase,
-  type KernelPlan,
-  rangeify,
-  type RangeifyResult,
-} from "../rangeify/rangeify.ts";
+import { bufferBase, type KernelPlan, type RangeifyResult } from "../rangeify/rangeify.ts";
+import { bindingLimitsKey, minBindingLimit, rangeifyWithin } from "../rangeify/split.ts";
 import { toProgram } from "../codegen/index.ts";
 import type { ProgramSpec } from "../codegen/program.ts";
 import { Device, type Program } from "../runtime/device.ts";
 import { type BufferArg, bufferOf, freeBuffer, newBuffer } from "./buffers.ts";
 import { DEBUG, GlobalCounters } from "./counters.ts";
 import { freeAfter } from "./memory.ts";
+import { afterPending, assertFilled, copyBuffer, whenFilled } from "./pending.ts";
 
 export interface KernelInfo {
   name: string;
@@ -101,6 +98,40 @@ function programFor(
   return p;
 }
 
+// ---- JIT capture hook (src/engine/jit.ts): keep this small ----
+
+/** a launch realize made: a kernel with its argument buffers (in `spec.bufs` order), or a copy */
+export type Launch =
+  | {
+    kind: "kernel";
+    prog: Program;
+    spec: ProgramSpec;
+    bufs: UOp[];
+    vars: readonly number[];
+    device: string;
+  }
+  | { kind: "copy"; dst: UOp; src: UOp };
+let captureSink: ((l: Launch) => void) | null = null;
+/** while set, each launch is reported to the sink and no intermediate is freed (a JIT reuses them) */
+export function setCaptureSink(sink: ((l: Launch) => void) | null): void {
+  captureSink = sink;
+}
+
+// ---- memory report hook (src/engine/memory_report.ts, `tg mem`): keep this small ----
+
+/** a plan as realize is about to run it: steps in order, and what is freed after each */
+export interface PlannedRealize {
+  order: readonly UOp[];
+  kernels: readonly KernelPlan[];
+  roots: readonly UOp[];
+  freeAfter: readonly (readonly UOp[])[];
+}
+let realizeHook: ((p: PlannedRealize) => void) | null = null;
+/** while a hook is set, each realize shows it the plan before running it */
+export function setRealizeHook(hook: ((p: PlannedRealize) => void) | null): void {
+  realizeHook = hook;
+}
+
 // ---- schedule and run ----
 
 interface Plan extends RangeifyResult {
@@ -133,12 +164,13 @@ function canonicalize(roots: UOp[]): { sink: UOp; buffers: UOp[] } {
 
 function plan(roots: UOp[], rootDevices?: string[]): { p: Plan; buffers: UOp[] } {
   const { sink, buffers } = canonicalize(roots);
-  const dkey = rootDevices?.join(",") ?? "";
+  const dkey = (rootDevices?.join(",") ?? "") + bindingLimitsKey();
   let byDev = planCache.get(sink);
   let p = byDev?.get(dkey);
   if (!p) {
-    const croots = [...sink.src];
-    const r = rangeify(croots);
+    // binding limits (issue 9): kernels over a device's buffer limit are split in split.ts
+    const limit = minBindingLimit(devicesOf([...sink.src], rootDevices).values());
+    const { roots: croots, ...r } = rangeifyWithin([...sink.src], limit);
     const dev = devicesOf(croots, rootDevices);
     p = { ...r, dev, fallback: dev.get(croots[0]) ?? defaultDevice(), roots: croots };
     if (planCache.size >= MAX_PLANS) planCache.delete(planCache.keys().next().value!);
@@ -193,19 +225,24 @@ export function realize(roots: UOp[], devices?: string[]): UOp[] {
   };
   let ran = 0;
   p.freeAfter ??= freeAfter(p.realized, p.kernels, p.roots);
+  realizeHook?.({ order: p.realized, kernels: p.kernels, roots: p.roots, freeAfter: p.freeAfter });
   for (let i = 0; i < p.realized.length; i++) {
     const x = p.realized[i];
     const dst = out.get(x)!;
     if (x.op === Ops.COPY) {
       const src = bufferNode(x.src[0]);
-      bufferOf(dst).copyin(bufferOf(src).toTypedArraySync());
+      copyBuffer(dst, src); // async (pending.ts) where src reads back only async
+      captureSink?.({ kind: "copy", dst, src });
     }
     const k = kernelOf.get(x);
     if (k) {
-      runKernel(k, deviceFor(x, p.dev, p.fallback), k.inputs.map(bufferNode));
+      const bufs = k.inputs.map(bufferNode), device = deviceFor(x, p.dev, p.fallback);
+      afterPending(bufs.slice(1), [dst], () => runKernel(k, device, bufs));
       ran++;
     }
-    for (const dead of p.freeAfter[i]) freeBuffer(out.get(dead)!);
+    if (!captureSink) {
+      for (const dead of p.freeAfter[i]) afterPending([dst], [], () => freeBuffer(out.get(dead)!));
+    }
   }
   if (DEBUG >= 1) console.log(`realize: ${ran} kernel${ran === 1 ? "" : "s"}`);
   return roots.map((r, i) => {
@@ -219,11 +256,20 @@ export function realize(roots: UOp[], devices?: string[]): UOp[] {
 function runKernel(k: KernelPlan, device: string, bufs: UOp[]): void {
   const { spec, prog } = programFor(k.ast, device, true);
   const handles = spec.bufs.map((b) => bufferOf(bufs[b.slot]).handle);
-  const timing = DEBUG >= 2;
-  const t = prog!.run(handles, [], {
+  const timing = DEBUG >= 2, vars: number[] = [];
+  const t = prog!.run(handles, vars, {
     globalSize: spec.globalSize,
     localSize: spec.localSize,
     timing,
+  });
+  // arguments are evaluated only when a sink is set
+  captureSink?.({
+    kind: "kernel",
+    prog: prog!,
+    spec,
+    bufs: spec.bufs.map((b) => bufs[b.slot]),
+    vars,
+    device,
   });
   GlobalCounters.kernelCount++;
   GlobalCounters.globalOps += spec.ops ?? 0;
@@ -247,10 +293,11 @@ function runKernel(k: KernelPlan, device: string, bufs: UOp[]): void {
 export function readSync(realized: UOp): TypedArray {
   const b = bufferBase(realized);
   if (!b) throw new Error("readSync: the UOp is not realized; call realize first");
+  assertFilled(b, "readSync");
   return bufferOf(b).toTypedArraySync();
 }
 export function read(realized: UOp): Promise<TypedArray> {
   const b = bufferBase(realized);
   if (!b) throw new Error("read: the UOp is not realized; call realize first");
-  return bufferOf(b).toTypedArray();
+  return whenFilled(b).then(() => bufferOf(b).toTypedArray());
 }

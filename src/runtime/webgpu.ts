@@ -6,7 +6,8 @@
 // Every wait on the GPU is expensive (about 11 ms on the software adapter), so nothing here
 // waits per kernel: kernels are encoded as compute passes into one pending command encoder that
 // is submitted only when something must be ordered after it (an upload, a readback, a
-// synchronize, or a full batch). Reads are async only: `copyout` throws and says to await.
+// synchronize, or a full batch). Reads are async only: the allocator has no `copyout`, so
+// dataSync says to await, and a copy to another device reads back async (src/engine/pending.ts).
 //
 // Launch convention (src/codegen/gpudims.ts): spec.globalSize is the number of workgroups per
 // dimension and spec.localSize the workgroup size, which the WGSL declares itself.
@@ -31,10 +32,6 @@ const STORAGE_USAGE = 0x80 | 0x04 | 0x08; // STORAGE | COPY_SRC | COPY_DST
 const round4 = (n: number): number => Math.max(4, Math.ceil(n / 4) * 4);
 /** submit after this many queued passes, so a long schedule starts running early */
 const MAX_PENDING = 256;
-
-export const SYNC_READ_ERROR =
-  "WEBGPU is asynchronous: use await t.data() (or await t.tolist()); dataSync, tolistSync and " +
-  "item cannot wait for the GPU";
 
 interface Opened {
   adapter: GPUAdapter;
@@ -168,9 +165,6 @@ class WebGpuAllocator implements Allocator<GpuMem> {
     }
     this.dev.gpu.queue.writeBuffer(h.buf, 0, data as Uint8Array<ArrayBuffer>);
   }
-  copyout(_h: GpuMem): Uint8Array {
-    throw new Error(SYNC_READ_ERROR);
-  }
   async copyoutAsync(h: GpuMem): Promise<Uint8Array> {
     const size = h.buf.size;
     const staging = this.dev.gpu.createBuffer({ size, usage: 0x01 | 0x08 }); // MAP_READ | COPY_DST
@@ -187,6 +181,7 @@ class WebGpuAllocator implements Allocator<GpuMem> {
     staging.unmap();
     staging.destroy();
     await this.dev.throwErrors();
+    await this.dev.reportTimes();
     return out;
   }
 }
@@ -241,7 +236,7 @@ class WebGpuProgram implements Program<GpuMem> {
       );
     }
     const bindGroup = this.dev.gpu.createBindGroup({ layout: this.layout, entries });
-    const timed = opts?.timing ? this.dev.timestampWrites(spec.name) : undefined;
+    const timed = opts?.timing ? this.dev.timestampWrites(spec) : undefined;
     const pass = this.dev.encoder().beginComputePass(
       timed ? { timestampWrites: timed } : undefined,
     );
@@ -258,6 +253,9 @@ class WebGpuProgram implements Program<GpuMem> {
 export interface KernelTime {
   name: string;
   seconds: number;
+  /** the spec's ALU ops and bytes moved, for GFLOP/s and GB/s */
+  ops?: number;
+  mem?: number;
 }
 
 export class WebGpuDevice implements DeviceImpl<GpuMem> {
@@ -267,14 +265,19 @@ export class WebGpuDevice implements DeviceImpl<GpuMem> {
   readonly gpu: GPUDevice;
   readonly limits: Record<(typeof LIMITS)[number], number>;
   readonly stats = { compiled: 0, memHits: 0, submits: 0 };
-  /** kernel times from timestamp queries (DEBUG=2 / RunOpts.timing), filled by synchronize() */
+  /**
+   * kernel times from timestamp queries (RunOpts.timing, which realize sets at DEBUG>=2), filled
+   * by synchronize() and readbacks; at DEBUG>=2 they are printed and taken out there
+   */
   readonly kernelTimes: KernelTime[] = [];
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly layouts = new Map<string, GPUBindGroupLayout>();
   private pending: GPUCommandEncoder | null = null;
   private passes = 0;
   private errors: Promise<string | null>[] = [];
-  private timestamps: { set: GPUQuerySet; names: string[] } | null = null;
+  private timestamps:
+    | { set: GPUQuerySet; specs: Pick<ProgramSpec, "name" | "ops" | "mem">[] }
+    | null = null;
   private timeReads: Promise<void>[] = [];
 
   constructor(private readonly o: Opened) {
@@ -286,6 +289,10 @@ export class WebGpuDevice implements DeviceImpl<GpuMem> {
     this.allocator = new WebGpuAllocator(this);
   }
 
+  /** the scheduler splits kernels that would bind more storage buffers than this */
+  get maxBuffers(): number {
+    return this.limits.maxStorageBuffersPerShaderStage;
+  }
   get hasF16(): boolean {
     return this.o.features.has("shader-f16");
   }
@@ -384,35 +391,36 @@ export class WebGpuDevice implements DeviceImpl<GpuMem> {
   }
 
   /** timestampWrites for one pass, or undefined without the timestamp-query feature */
-  timestampWrites(name: string): GPUComputePassTimestampWrites | undefined {
+  timestampWrites(spec: ProgramSpec): GPUComputePassTimestampWrites | undefined {
     if (!this.hasTimestamps) return undefined;
     const cap = 2 * MAX_PENDING;
     this.timestamps ??= {
       set: this.gpu.createQuerySet({ type: "timestamp", count: cap }),
-      names: [],
+      specs: [],
     };
     const t = this.timestamps;
-    const i = 2 * t.names.length;
-    t.names.push(name);
+    const i = 2 * t.specs.length;
+    t.specs.push(spec);
     return { querySet: t.set, beginningOfPassWriteIndex: i, endOfPassWriteIndex: i + 1 };
   }
 
   /** copy this batch's timestamps out; returns the read to start after the submit */
   private resolveTimestamps(): (() => Promise<void>) | null {
     const t = this.timestamps;
-    if (!t || !t.names.length || !this.pending) return null;
-    const n = 2 * t.names.length, bytes = 8 * n;
+    if (!t || !t.specs.length || !this.pending) return null;
+    const n = 2 * t.specs.length, bytes = 8 * n;
     const resolved = this.gpu.createBuffer({ size: bytes, usage: 0x200 | 0x04 }); // QUERY_RESOLVE | COPY_SRC
     const staging = this.gpu.createBuffer({ size: bytes, usage: 0x01 | 0x08 });
     this.pending.resolveQuerySet(t.set, 0, n, resolved, 0);
     this.pending.copyBufferToBuffer(resolved, 0, staging, 0, bytes);
-    const names = t.names;
+    const specs = t.specs;
     this.timestamps = null; // the next batch gets its own query set
     return () =>
       staging.mapAsync(GPUMapMode.READ).then(() => {
         const ts = new BigUint64Array(staging.getMappedRange().slice(0));
-        names.forEach((name, i) => {
-          this.kernelTimes.push({ name, seconds: Number(ts[2 * i + 1] - ts[2 * i]) / 1e9 });
+        specs.forEach(({ name, ops, mem }, i) => {
+          const seconds = Number(ts[2 * i + 1] - ts[2 * i]) / 1e9;
+          this.kernelTimes.push({ name, seconds, ops, mem });
         });
         staging.unmap();
         staging.destroy();
@@ -424,16 +432,25 @@ export class WebGpuDevice implements DeviceImpl<GpuMem> {
   async synchronize(): Promise<void> {
     this.flush();
     await this.gpu.queue.onSubmittedWorkDone();
+    await this.throwErrors();
+    await this.reportTimes();
+  }
+
+  /** waits for the submitted batches' timestamps; at DEBUG>=2 prints them (realize's format) */
+  async reportTimes(): Promise<void> {
     const reads = this.timeReads;
     this.timeReads = [];
     await Promise.all(reads);
-    await this.throwErrors();
-    if (debugLevel() >= 2) {
-      for (const t of this.kernelTimes.splice(0)) {
-        console.log(
-          `*** WEBGPU ${t.name.padEnd(30)} ${(t.seconds * 1e6).toFixed(2).padStart(10)} us`,
-        );
-      }
+    if (debugLevel() < 2) return;
+    for (const t of this.kernelTimes.splice(0)) {
+      const us = t.seconds * 1e6, s = Math.max(t.seconds, 1e-9);
+      const gflops = (t.ops ?? 0) / s / 1e9, gbs = (t.mem ?? 0) / s / 1e9;
+      console.log(
+        `*** WEBGPU ${t.name.padEnd(30)} ${us.toFixed(2).padStart(10)} us  ` +
+          `${gflops.toFixed(2).padStart(8)} GFLOPS ${
+            gbs.toFixed(2).padStart(8)
+          } GB/s (GPU timestamps)`,
+      );
     }
   }
 
