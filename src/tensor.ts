@@ -29,6 +29,12 @@ export type NestedList = number | boolean | NestedList[];
 const isRealized = (u: UOp): boolean =>
   u.op === Ops.BUFFER || (u.op === Ops.RESHAPE && u.src[0].op === Ops.BUFFER);
 
+/** called when an existing tensor is pointed at a new graph (a JIT records these: jit.ts) */
+let rebindHook: ((t: Tensor, old: UOp, now: UOp) => void) | null = null;
+export function setRebindHook(hook: ((t: Tensor, old: UOp, now: UOp) => void) | null): void {
+  rebindHook = hook;
+}
+
 export class Tensor {
   private _uop!: UOp;
   private _requiresGrad = false;
@@ -51,7 +57,9 @@ export class Tensor {
     return this._uop;
   }
   set uop(u: UOp) {
+    const old = this._uop;
     this._uop = u;
+    if (old !== undefined) rebindHook?.(this, old, u);
     // autograd finds a tensor from any node it has been, since a loss built earlier holds those
     if (this._requiresGrad) trackGrad(this);
   }

@@ -176,6 +176,9 @@ export class LAMB extends Optimizer {
   readonly weightDecay: number;
   private m: Tensor[];
   private v: Tensor[];
+  /** b1^t and b2^t, kept on the device so that a JIT replay advances them too */
+  private b1t: Tensor;
+  private b2t: Tensor;
   constructor(
     params: Tensor[],
     opts: LAMBOpts = {},
@@ -192,11 +195,15 @@ export class LAMB extends Optimizer {
     this.weightDecay = checkRange(name, "weightDecay", opts.weightDecay ?? defaults.weightDecay, 0);
     this.m = this.params.map(zerosLike);
     this.v = this.params.map(zerosLike);
+    const one = () => Tensor.full([], 1, { device: this.params[0].device });
+    this.b1t = one();
+    this.b2t = one();
   }
   protected update(grads: Tensor[]): Update[] {
-    const t = this.stepCount, lr = this.scalar(this.lr);
-    const c1 = this.scalar(1 - this.b1 ** t), c2 = this.scalar(1 - this.b2 ** t);
-    const out: Update[] = [];
+    const lr = this.scalar(this.lr);
+    const b1t = this.b1t.mul(this.b1), b2t = this.b2t.mul(this.b2);
+    const c1 = b1t.neg().add(1), c2 = b2t.neg().add(1);
+    const out: Update[] = [[this.b1t, b1t], [this.b2t, b2t]];
     grads.forEach((g, i) => {
       const w = this.weight(i);
       const m = this.m[i].mul(this.b1).add(g.mul(1 - this.b1));
