@@ -4,6 +4,8 @@ export { Tensor } from "./src/tensor.ts";
 export { DType, dtypes } from "./src/dtype.ts";
 export { Device } from "./src/runtime/device.ts";
 export { GlobalCounters } from "./src/engine/counters.ts";
+export { type JitFunction, TinyJit } from "./src/engine/jit.ts";
+export { memoryReport } from "./src/engine/memory_report.ts";
 export { webgpuReady } from "./src/runtime/device.ts";
 export { Ops, UOp, Variable } from "./src/uop/ops.ts";
 export { graphRewrite, PatternMatcher, UPat } from "./src/uop/upat.ts";

@@ -13,8 +13,15 @@ Commands:
   repl                  the interactive prompt (the default); with stdin not a terminal it
                         reads statements from stdin and prints their results
   run FILE.ts [ARGS]    run a script in which \`import { Tensor } from "tg"\` is this library
+  mem [--svg OUT.svg] [--all] FILE.ts [ARGS]
+                        run a script like \`run\` and report memory per schedule: at exit a line
+                        per distinct schedule realized (runs, steps, input bytes, peak and where),
+                        then the step-by-step table of the largest (every one with --all): bytes
+                        alive per kernel and the long edges (buffers alive across > 1/4 of it);
+                        --svg writes the largest's bytes-alive plot
   bench [NAME...]       the scripted benchmarks of bench/ (JSON lines out); NAME is one of
-                        symbolic, compile, elementwise, latency (default: all)
+                        symbolic, compile, elementwise, latency, matmul, jit, memory,
+                        webgpu (default: all)
   devices               each device tg knows: whether it works here, cores, memory, compiler
 
 Options:
@@ -31,9 +38,10 @@ Environment:
   CACHEDIR=DIR          the compile cache (default ~/.cache/tg)
   CHECK_BOUNDS=0        turn off the compile-time bounds check of loads and stores
   TG_HISTORY=FILE       the REPL's history file (default ~/.tg_history; empty: none)
+  TG_MEM=1|all          what \`tg mem\` sets: report memory at exit (TG_MEM_SVG=FILE: the plot)
 `;
 
-const COMMANDS = ["repl", "run", "bench", "devices"];
+const COMMANDS = ["repl", "run", "mem", "bench", "devices"];
 
 /** a usage error: printed with the usage, exit status 2 */
 export class UsageError extends Error {
@@ -103,9 +111,10 @@ function denoExe(): string {
   return /(^|\/)deno(\.exe)?$/.test(exe) ? exe : "deno";
 }
 
-async function spawn(args: string[]): Promise<number> {
+async function spawn(args: string[], env?: Record<string, string>): Promise<number> {
   const out = await new Deno.Command(denoExe(), {
     args,
+    env,
     stdin: "inherit",
     stdout: "inherit",
     stderr: "inherit",
@@ -113,17 +122,23 @@ async function spawn(args: string[]): Promise<number> {
   return out.code;
 }
 
-async function runScript(file: string, rest: string[], tgUrl: string): Promise<number> {
+async function runScript(
+  file: string,
+  rest: string[],
+  tgUrl: string,
+  env?: Record<string, string>,
+  cmd = "run",
+): Promise<number> {
   try {
     Deno.statSync(file);
   } catch {
-    throw new UsageError(`run: cannot find the script '${file}'`);
+    throw new UsageError(`${cmd}: cannot find the script '${file}'`);
   }
   // `import ... from "tg"` in the script resolves to this library through an import map
   const map = await Deno.makeTempFile({ prefix: "tg-importmap-", suffix: ".json" });
   try {
     await Deno.writeTextFile(map, JSON.stringify({ imports: { tg: tgUrl } }));
-    return await spawn(["run", "-A", `--import-map=${map}`, file, ...rest]);
+    return await spawn(["run", "-A", `--import-map=${map}`, file, ...rest], env);
   } finally {
     await Deno.remove(map).catch(() => {});
   }
@@ -135,6 +150,29 @@ async function bench(names: string[], tgUrl: string): Promise<number> {
     throw new Error(`bench: the benchmarks live in the source tree (bench/run.ts beside mod.ts)`);
   }
   return await spawn(["run", "-A", runner.pathname, ...names]);
+}
+
+/** `tg mem`: src/engine/memory_report.ts reports at exit when the script runs with TG_MEM set */
+async function mem(rest: string[], tgUrl: string, io: Io): Promise<number> {
+  // options end at the script: what follows it are the script's own arguments
+  let i = 0;
+  while (i < rest.length && rest[i].startsWith("-")) i += rest[i] === "--svg" ? 2 : 1;
+  const opts = parse(rest.slice(0, i), {
+    ...HELP,
+    svg: { type: "string" },
+    all: { type: "boolean" },
+  }).values;
+  if (opts.help) return (io.out(USAGE), 0);
+  if (i >= rest.length) throw new UsageError("mem needs a script: tg mem [--svg OUT.svg] FILE.ts");
+  const env: Record<string, string> = { TG_MEM: opts.all ? "all" : "1" };
+  const svg = opts.svg;
+  if (typeof svg === "string") {
+    if (!svg.endsWith(".svg")) {
+      throw new UsageError(`mem: --svg needs a file name ending in .svg, got '${svg}'`);
+    }
+    env.TG_MEM_SVG = svg;
+  }
+  return await runScript(rest[i], rest.slice(i + 1), tgUrl, env, "mem");
 }
 
 /** run the command line; returns the exit status */
@@ -155,6 +193,7 @@ export async function run(args: string[], tgUrl: string, io: Io = stdio): Promis
     }
     const cmd = at < 0 ? "repl" : args[at];
     const rest = at < 0 ? [] : args.slice(at + 1);
+    if (cmd === "mem") return await mem(rest, tgUrl, io);
     if (!COMMANDS.includes(cmd)) {
       throw new UsageError(`unknown command '${cmd}' (commands: ${COMMANDS.join(", ")})`);
     }

@@ -48,7 +48,9 @@ Deno.test("unknown commands, flags and arguments fail with status 2, the reason 
   const c = await tg("frobnicate");
   assert.equal(c.code, 2);
   assert.ok(
-    c.stderr.startsWith("tg: unknown command 'frobnicate' (commands: repl, run, bench, devices)"),
+    c.stderr.startsWith(
+      "tg: unknown command 'frobnicate' (commands: repl, run, mem, bench, devices)",
+    ),
   );
   assert.ok(c.stderr.includes("Usage: tg <command>"));
   const f = await tg("--frob");
