@@ -11,6 +11,7 @@ import { type CodegenLang, toProgram } from "../src/codegen/index.ts";
 import { Buffer, webgpuReady } from "../src/runtime/device.ts";
 import { kernelAxes, type Opt, OptError, OptOps } from "../src/opt/opts.ts";
 import { withOpts } from "../src/opt/heuristic.ts";
+import { loopCap } from "../src/runtime/webgpu.ts";
 
 await webgpuReady();
 const DEVICES: [string, CodegenLang][] = [["JS", "js"], ["CPU", "c"]];
@@ -184,4 +185,24 @@ Deno.test("a grouped reduce in CUDA: shared memory, a barrier, one writer per gr
   assert.match(w.src, /var<workgroup> smem0: array<f32, 32>;/);
   assert.match(w.src, /workgroupBarrier\(\);/);
   assert.equal(dtypes.float32.itemsize, 4);
+});
+
+Deno.test("WEBGPU on llvmpipe refuses kernels past its silent loop limit; the heuristic groups", async () => {
+  assert.equal(loopCap("llvmpipe (LLVM 15.0.6, 256 bits)"), 65535);
+  assert.equal(loopCap("NVIDIA H100"), null);
+  const ast = astOf(Tensor.rand([70000], js).sum());
+  assert.ok(toProgram(withOpts(ast, []), "wgsl").loopIterations! >= 70000);
+  const grouped = toProgram(ast, "wgsl");
+  assert.ok(grouped.loopIterations! < 65535, `${grouped.loopIterations} iterations after GROUP`);
+  if (!DEVICES.some(([d]) => d === "WEBGPU")) return;
+  const desc = Device.get("WEBGPU").info().name;
+  if (loopCap(desc) === null) return;
+  assert.throws(
+    () => Device.get("WEBGPU").compile(toProgram(withOpts(ast, []), "wgsl")),
+    /silently stops loops after 65535/,
+  );
+  const d = Float32Array.from({ length: 1 << 18 }, (_, i) => (i % 7) * 0.25);
+  const x = Tensor.from(d, { device: "WEBGPU" }).reshape([512, 512]);
+  const want = d.reduce((a, b) => a + b, 0);
+  assert.equal((await x.sum(1).sum().data())[0], want);
 });

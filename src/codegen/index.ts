@@ -164,7 +164,20 @@ export function toProgram(ast: UOp, lang: CodegenLang, opts: ToProgramOpts = {})
     vars: varList.map((v) => (v.arg as [string])[0]),
     // on a GPU the body runs once per mapped output element
     ...estimates(lin, (dims?.mapped ?? []).reduce((a, r) => a * tripCount(r), 1)),
+    loopIterations: loopIterations(lin),
   };
+}
+
+/** iterations of every loop of one thread: each loop's trip count times its enclosing loops' */
+function loopIterations(lin: LinearProgram): number {
+  let n = 0;
+  for (const u of lin.uops) {
+    if (u.op !== Ops.RANGE) continue;
+    let m = 1;
+    for (let x: UOp | null = u; x; x = lin.parent.get(x) ?? null) m *= tripCount(x);
+    n += m;
+  }
+  return n;
 }
 
 /** flops (ALU ops outside index math) and bytes of global memory one run touches */

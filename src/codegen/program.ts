@@ -24,4 +24,6 @@ export interface ProgramSpec {
   ops?: number;
   /** bytes one run reads and writes in global buffers */
   mem?: number;
+  /** loop iterations one thread runs, all loops together (some devices cap them) */
+  loopIterations?: number;
 }

@@ -85,7 +85,7 @@ function programFor(
   if (!byAst) programs.set(impl.name, byAst = new Map());
   let p = byAst.get(ast);
   if (!p) {
-    if (impl.lang !== "c" && impl.lang !== "js" && impl.lang !== "cuda" && impl.lang !== "wgsl") {
+    if (!["c", "js", "cuda", "hip", "wgsl"].includes(impl.lang)) {
       throw new Error(`${impl.name}: no renderer for ${impl.lang} yet`);
     }
     p = { spec: toProgram(ast, impl.lang) };

@@ -9,7 +9,7 @@ import { CUDA_LIMITS } from "../codegen/gpudims.ts";
 import { WEBGPU_LIMITS } from "../renderer/wgsl.ts";
 import { AMD_LIMITS } from "../renderer/hip.ts";
 import { AxisType, Ops, type UOp } from "../uop/ops.ts";
-import { applyOpt, kernelAxes, type Opt, OptError, OptOps } from "./opts.ts";
+import { applyOpt, kernelAxes, type KernelAxis, type Opt, OptError, OptOps } from "./opts.ts";
 import { matmulReduce } from "./heuristic.ts";
 
 /** the languages that run on GPUs, with their workgroup limits */
@@ -23,6 +23,8 @@ export const GPU_LIMITS: Readonly<Record<string, GpuLimits>> = {
 export const GROUP_BELOW = 16384;
 /** the shortest reduce worth grouping */
 export const GROUP_MIN_REDUCE = 256;
+/** bytes of shared memory grouped reduces may use (of the 48 KiB any CUDA block may have) */
+export const SMEM_BUDGET = 16384;
 
 /** the first opt of `tries` that applies, applied; null when none does */
 function first(sink: UOp, tries: Opt[], chosen: Opt[]): UOp {
@@ -40,6 +42,15 @@ function first(sink: UOp, tries: Opt[], chosen: Opt[]): UOp {
 
 const amounts = (op: OptOps, axis: number, xs: number[]): Opt[] =>
   xs.map((amount) => ({ op, axis, amount }));
+
+/** the reduce axes of REDUCEs that no other REDUCE's value contains */
+function outermostReduceAxes(sink: UOp, reduces: KernelAxis[]): KernelAxis[] {
+  const reds = sink.toposort().filter((u) => u.op === Ops.REDUCE);
+  const nested = new Set<UOp>();
+  for (const r of reds) for (const u of r.src[0].toposort()) if (u.op === Ops.REDUCE) nested.add(u);
+  const outer = new Set(reds.filter((r) => !nested.has(r)).flatMap((r) => r.src.slice(1)));
+  return reduces.filter((a) => outer.has(a.range));
+}
 
 /** the opts the GPU heuristic picks for `sink` within `lim` */
 export function gpuOpts(sink: UOp, lim: GpuLimits): Opt[] {
@@ -64,9 +75,14 @@ export function gpuOpts(sink: UOp, lim: GpuLimits): Opt[] {
     first(s, amounts(OptOps.LOCAL, m.id, [8, 4, 2]), chosen);
     return chosen;
   }
-  const red = reduces.at(-1);
+  // the reduce to share is an outermost one: grouping a nested reduce would add a barrier per
+  // iteration of the loop around it
+  const red = outermostReduceAxes(sink, reduces).sort((a, b) => b.size! - a.size!)[0];
   if (red && outputs < GROUP_BELOW && red.size! >= GROUP_MIN_REDUCE) {
-    first(sink, amounts(OptOps.GROUP, red.id, threads), chosen);
+    // each UPCAST copy of the reduce gets its own shared array: keep them within SMEM_BUDGET
+    const copies = axes.filter((a) => a.type === AxisType.UPCAST).reduce((p, a) => p * a.size!, 1);
+    const fit = threads.filter((t) => t * copies * 8 <= SMEM_BUDGET);
+    first(sink, amounts(OptOps.GROUP, red.id, fit), chosen);
   }
   return chosen;
 }

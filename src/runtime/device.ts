@@ -36,6 +36,8 @@ export interface ProgramSpec {
   readonly ops?: number;
   /** bytes one run moves in global memory (for GB/s) */
   readonly mem?: number;
+  /** loop iterations one thread runs, all loops together (some devices cap them) */
+  readonly loopIterations?: number;
 }
 
 // ---- what a device provides ----

@@ -343,6 +343,15 @@ export class WebGpuDevice implements DeviceImpl<GpuMem> {
           `use float32 or bfloat16 on WEBGPU`,
       );
     }
+    const cap = loopCap(this.o.adapter.info.description);
+    if (cap !== null && (spec.loopIterations ?? 0) > cap) {
+      throw new Error(
+        `kernel '${spec.name}' runs ${spec.loopIterations} loop iterations per invocation; this ` +
+          `adapter (${this.o.adapter.info.description}) silently stops loops after ${cap} ` +
+          `(Mesa llvmpipe's loop limiter), which would give wrong results: split the work ` +
+          `(e.g. a reduce over a shorter axis) or use another device`,
+      );
+    }
     const local = spec.localSize ?? [1, 1, 1];
     const threads = local.reduce((a, b) => a * b, 1);
     if (threads > this.limits.maxComputeInvocationsPerWorkgroup) {
@@ -466,4 +475,12 @@ export class WebGpuDevice implements DeviceImpl<GpuMem> {
       maxBufferSize: this.limits.maxBufferSize,
     };
   }
+}
+
+/**
+ * Mesa's llvmpipe (the software adapter CI has) ends every loop of an invocation after 65535
+ * iterations in all, without an error (measured: a 70000-iteration loop counts 65535)
+ */
+export function loopCap(description: string): number | null {
+  return /llvmpipe/i.test(description) ? 65535 : null;
 }
