@@ -144,6 +144,7 @@ export const pmGradient = new PatternMatcher<UOp>([
   rule(Ops.FLIP, (_, g, u) => grads(UOp.make(Ops.FLIP, g.dtype, [g], u.arg))),
   // ---- structure ----
   rule(Ops.CONTIGUOUS, (_, g) => grads(g)),
+  rule(Ops.NOOP, (_, g) => grads(g)),
   rule(Ops.DETACH, () => grads(null)),
   rule(Ops.COPY, (_, g, u) => {
     const dev = deviceOf(u.src[0]);

@@ -554,6 +554,14 @@ export class Tensor {
   detach(): Tensor {
     return new Tensor(UOp.make(Ops.DETACH, this.dtype, [this.uop]), this.device);
   }
+  /**
+   * The same values, marked so that the elementwise work producing them is recomputed where it
+   * is read (in the backward pass, say) instead of kept in a buffer: less memory, more compute.
+   * RECOMPUTE=1 does this for every elementwise value.
+   */
+  recompute(): Tensor {
+    return new Tensor(UOp.make(Ops.NOOP, this.dtype, [this.uop]), this.device);
+  }
 
   // ---- autograd (src/gradient.ts) ----
   /**

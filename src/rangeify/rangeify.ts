@@ -63,7 +63,18 @@ export interface RangeifyResult {
 
 const isLeaf = (u: UOp): boolean =>
   u.op === Ops.BUFFER || u.op === Ops.CONST || u.op === Ops.DEFINE_VAR || u.op === Ops.IOTA;
-const isView = (u: UOp): boolean => GroupOp.Movement.has(u.op) || u.op === Ops.DETACH;
+const isView = (u: UOp): boolean =>
+  GroupOp.Movement.has(u.op) || u.op === Ops.DETACH || (u.op === Ops.NOOP && u.src.length === 1);
+
+/** RECOMPUTE=1: every elementwise value is recomputed where read, never kept in a buffer */
+export function recomputeAll(): boolean {
+  try {
+    const v = Deno.env.get("RECOMPUTE");
+    return v !== undefined && v !== "" && v !== "0";
+  } catch {
+    return false;
+  }
+}
 
 /** a realized-buffer view: BUFFER, or RESHAPE(BUFFER) that keeps the element count */
 export function bufferBase(u: UOp): UOp | null {
@@ -101,6 +112,9 @@ class Rangeifier {
   readonly reduceRanges = new Map<UOp, UOp[]>();
   /** output ranges that fusion made UPCAST (registers): see `fusible` */
   readonly upcast = new Set<UOp>();
+  /** elementwise nodes under a recompute() marker: always recomputed */
+  private readonly forced = new Set<UOp>();
+  private readonly recomputeAll = recomputeAll();
 
   private newRange(size: number, type: AxisType): UOp {
     return size === 1 ? cint(0) : UOp.range(size, this.nextAxis++, type);
@@ -119,6 +133,7 @@ class Rangeifier {
     for (const u of topo) {
       if (u.op === Ops.CONTIGUOUS) must.add(u);
       if (u.op === Ops.COPY && !bufferBase(u.src[0])) must.add(u.src[0]);
+      if (u.op === Ops.NOOP && u.src.length === 1) this.markRecompute(u.src[0]);
     }
     for (let i = topo.length - 2; i >= 0; i--) {
       const x = topo[i];
@@ -151,9 +166,19 @@ class Rangeifier {
     }
   }
 
+  /** the elementwise graph under a recompute() marker, down to reduces and buffers */
+  private markRecompute(u: UOp): void {
+    if (this.forced.has(u) || u.op === Ops.REDUCE_AXIS || isLeaf(u) || bufferBase(u)) return;
+    if (u.op === Ops.CONTIGUOUS || u.op === Ops.COPY) return;
+    this.forced.add(u);
+    for (const s of u.src) this.markRecompute(s);
+  }
+
   /** whether `x` can be recomputed where it is read (else it is realized) */
   private fusible(x: UOp, reqs: Request[]): boolean {
-    if (isView(x) || reqs.length === 0) return true;
+    if (isView(x) || reqs.length === 0 || this.forced.has(x)) return true;
+    // the reduces below decide for themselves: recomputing x re-reads their buffers
+    if (this.recomputeAll && (GroupOp.ALU.has(x.op) || x.op === Ops.CAST)) return true;
     const cost = this.recomputeCost(x);
     if (cost === "cheap") return true;
     const tuples: IndexTuple[] = [];
@@ -361,6 +386,7 @@ class KernelBuilder {
       }
       case Ops.DETACH:
       case Ops.CONTIGUOUS:
+      case Ops.NOOP:
         return this.lower(x.src[0], t);
     }
     if (GroupOp.Movement.has(x.op)) return this.lower(x.src[0], pushThroughMovement(x, t));

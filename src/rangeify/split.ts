@@ -40,7 +40,8 @@ export function bindingLimitsKey(): string {
   return overrides.size ? `|limits:${[...overrides].sort().join(";")}` : "";
 }
 
-const isView = (u: UOp): boolean => GroupOp.Movement.has(u.op) || u.op === Ops.DETACH;
+const isView = (u: UOp): boolean =>
+  GroupOp.Movement.has(u.op) || u.op === Ops.DETACH || (u.op === Ops.NOOP && u.src.length === 1);
 const isLeaf = (u: UOp): boolean =>
   u.op === Ops.BUFFER || u.op === Ops.CONST || u.op === Ops.DEFINE_VAR || u.op === Ops.IOTA;
 

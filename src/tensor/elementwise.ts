@@ -147,7 +147,11 @@ export function tan(x: Tensor): Tensor {
   return div(sin(x), cos(x));
 }
 export function sigmoid(x: Tensor): Tensor {
-  return reciprocal(add(exp2(mul(float(x), -Math.LOG2E)), 1));
+  // exp of -|x| only: neither the value nor its gradient overflows for large |x|
+  const f = float(x);
+  const e = exp2(mul(abs(f), -Math.LOG2E));
+  const r = reciprocal(add(e, 1));
+  return where(ge(f, 0), r, mul(e, r));
 }
 export function tanh(x: Tensor): Tensor {
   return sub(mul(sigmoid(mul(float(x), 2)), 2), 1);

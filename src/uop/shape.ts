@@ -73,6 +73,7 @@ export function computeShape(u: UOp): readonly number[] | null {
     case Ops.COPY:
     case Ops.CONTIGUOUS:
     case Ops.DETACH:
+    case Ops.NOOP:
     case Ops.CAST:
       return s[0].shape;
   }
