@@ -26,7 +26,13 @@ export function beamWidth(): number {
 }
 
 /** the device that times kernels of each language (languages not listed are not searched) */
-export const BEAM_DEVICES: Partial<Record<CodegenLang, string>> = { c: "CPU", js: "JS" };
+export const BEAM_DEVICES: Partial<Record<CodegenLang, string>> = {
+  c: "CPU",
+  js: "JS",
+  cuda: "CUDA",
+  hip: "AMD",
+};
+const GPU = new Set<CodegenLang>(["cuda", "hip", "wgsl"]);
 
 export interface BeamOptions {
   width?: number;
@@ -44,9 +50,12 @@ export const beamStats = { searched: 0, cacheHits: 0, timed: 0 };
 const UPCASTS = [2, 3, 4, 8, 16];
 const UNROLLS = [2, 4, 8];
 const TILES = [8, 16, 32, 64, 128, 256];
+const LOCALS = [2, 4, 8, 16, 32];
+const GROUPS = [8, 16, 32, 64, 128, 256];
 
 /** every opt that could extend `sink`'s list (some are rejected when applied) */
-export function candidateOpts(sink: UOp): Opt[] {
+export function candidateOpts(sink: UOp, lang: CodegenLang = "c"): Opt[] {
+  const gpu = GPU.has(lang);
   const out: Opt[] = [];
   for (const a of kernelAxes(sink)) {
     if (a.size === null) continue;
@@ -63,7 +72,18 @@ export function candidateOpts(sink: UOp): Opt[] {
         if (fits(k)) out.push({ op: OptOps.UNROLL, axis: a.id, amount: k });
       }
     }
-    if (loop || red) {
+    if (gpu) {
+      // workgroup shapes instead of cache blocks
+      for (const k of loop ? LOCALS : red ? GROUPS : []) {
+        if (!fits(k)) continue;
+        if (loop) out.push({ op: OptOps.LOCAL, axis: a.id, amount: k });
+        else {out.push({ op: OptOps.GROUP, axis: a.id, amount: k }, {
+            op: OptOps.GROUPTOP,
+            axis: a.id,
+            amount: k,
+          });}
+      }
+    } else if (loop || red) {
       for (const k of TILES) {
         if (k < a.size! && a.size! % k === 0) out.push({ op: OptOps.TILE, axis: a.id, amount: k });
       }
@@ -112,7 +132,8 @@ export function timeOpts(
   try {
     prog = dev.compile(toProgram(marked(opts.reduce(applyOpt, ast)), lang, { checkBounds: false }));
   } catch (e) {
-    if (e instanceof OptError) return Infinity;
+    // an opt list that does not fit the kernel or the device's workgroup limits is no candidate
+    if (e instanceof OptError || /^gpudims:/.test((e as Error).message)) return Infinity;
     throw e;
   }
   beamStats.timed++;
@@ -188,7 +209,7 @@ export function beamSearch(ast: UOp, lang: CodegenLang, o: BeamOptions = {}): Op
         } catch {
           continue;
         }
-        for (const opt of candidateOpts(cur)) {
+        for (const opt of candidateOpts(cur, lang)) {
           const opts = [...c.opts, opt];
           if (over() || seen.has(JSON.stringify(opts))) continue;
           try {
