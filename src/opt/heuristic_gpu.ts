@@ -11,6 +11,7 @@ import { AMD_LIMITS } from "../renderer/hip.ts";
 import { AxisType, Ops, type UOp } from "../uop/ops.ts";
 import { applyOpt, kernelAxes, type KernelAxis, type Opt, OptError, OptOps } from "./opts.ts";
 import { matmulReduce } from "./heuristic.ts";
+import { tcOpts } from "./tc.ts";
 
 /** the languages that run on GPUs, with their workgroup limits */
 export const GPU_LIMITS: Readonly<Record<string, GpuLimits>> = {
@@ -56,6 +57,9 @@ function outermostReduceAxes(sink: UOp, reduces: KernelAxis[]): KernelAxis[] {
 export function gpuOpts(sink: UOp, lim: GpuLimits): Opt[] {
   const axes = kernelAxes(sink);
   if (axes.some((a) => a.size === null)) return [];
+  // a float16/bfloat16 matmul on CUDA goes onto tensor cores (TC=0 turns that off)
+  const tc = lim === CUDA_LIMITS ? tcOpts(sink) : null;
+  if (tc) return tc;
   const chosen: Opt[] = [];
   const outs = axes.filter((a) => a.output && !a.reduce && a.type === AxisType.LOOP);
   const end = sink.src[0];

@@ -9,6 +9,7 @@ import { AxisType, Ops, UOp } from "../uop/ops.ts";
 import { reduceIdentity } from "../codegen/lower.ts";
 import { graphRewrite, PatternMatcher, UPat } from "../uop/upat.ts";
 import { applyTile } from "./tile.ts";
+import { applyTC } from "./tc.ts";
 
 export enum OptOps {
   /** an output axis into k unrolled copies (register tile, vectorizable stores) */
@@ -25,6 +26,8 @@ export enum OptOps {
   PADTO,
   /** an axis into blocks of k that stay loops, the block loop outermost (src/opt/tile.ts) */
   TILE,
+  /** a float16/bfloat16 matmul onto tensor cores, one warp per mma tile (src/opt/tc.ts) */
+  TC,
 }
 
 export interface Opt {
@@ -193,6 +196,7 @@ export function applyOpt(sink: UOp, opt: Opt): UOp {
     throw new OptError(opt, why);
   };
   if (opt.op === OptOps.TILE) return applyTile(sink, opt);
+  if (opt.op === OptOps.TC) return applyTC(sink, opt);
   if (!Number.isInteger(opt.amount) || opt.amount < 2) bad("the amount must be an integer >= 2");
   const axes = kernelAxes(sink);
   const ax = axes.find((a) => a.id === opt.axis && !FINAL.includes(a.type));
@@ -239,6 +243,8 @@ export function applyOpt(sink: UOp, opt: Opt): UOp {
     case OptOps.LOCAL:
       outputAxis();
       threads();
+      // a tensor-core kernel's warp lanes must stay threadIdx.x: more LOCAL axes would move them
+      if (sink.toposort().some((u) => u.op === Ops.WMMA)) bad("the kernel uses tensor cores");
       return splitRange(sink, ax.range, opt.amount, AxisType.LOCAL);
     case OptOps.GROUP:
     case OptOps.GROUPTOP:

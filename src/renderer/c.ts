@@ -300,6 +300,11 @@ export class CStyleRenderer {
     return `${name}(${x})`;
   }
 
+  /** an element of a tensor-core product (src/opt/tc.ts): its name, after lines computing it */
+  wmma(_u: UOp, _s: string[], _w: RenderWalk): string {
+    throw new Error(`${this.constructor.name}: tensor cores (WMMA) are CUDA only`);
+  }
+
   // ---- statements ----
   declare(d: DType, name: string, expr: string, _mutable: boolean): string {
     return `${this.valueType(d)} ${name} = ${expr};`;
@@ -428,6 +433,9 @@ export class CStyleRenderer {
           break;
         case Ops.BITCAST:
           expr(u, this.bitcast(u, s[0]), "cast");
+          break;
+        case Ops.WMMA:
+          r.set(u, this.wmma(u, s, w));
           break;
         default:
           if (!GroupOp.ALU.has(u.op)) {

@@ -5,7 +5,7 @@ import { type ConstValue, Ops, UOp } from "../uop/ops.ts";
 import { type DType, dtypes } from "../dtype.ts";
 import type { LinearProgram } from "../codegen/linearize.ts";
 import type { ProgramBuf } from "../codegen/program.ts";
-import { CStyleRenderer, type RenderInput } from "./c.ts";
+import { CStyleRenderer, type RenderInput, type RenderWalk } from "./c.ts";
 
 const AXES = ["x", "y", "z"];
 
@@ -35,6 +35,8 @@ export class CUDARenderer extends CStyleRenderer {
     [Ops.POW]: ["powf", "pow"],
   };
   private specials: UOp[] = [];
+  /** the mma of each group of WMMA operands rendered so far: its output variables' prefix */
+  private mmas = new Map<string, string>();
 
   /** `localSize`: the block the kernel is launched with (threads per dimension) */
   constructor(readonly localSize: readonly number[] = [1, 1, 1]) {
@@ -105,6 +107,39 @@ export class CUDARenderer extends CStyleRenderer {
     this.helpers.set("tg_f16", F16);
   }
 
+  /**
+   * The WMMAs of one mma share their 12 operands and differ in the element read: the first one
+   * met emits the mma (inline PTX, zero accumulator) into 4 floats, each names its own.
+   */
+  override wmma(u: UOp, s: string[], w: RenderWalk): string {
+    // HIP renders through this class too; AMD's matrix cores take other shapes and builtins
+    if (Object.getPrototypeOf(this) !== CUDARenderer.prototype) return super.wmma(u, s, w);
+    const elem = u.src[12];
+    if (elem.op !== Ops.CONST) {
+      throw new Error("CUDARenderer: a WMMA's element is not a constant (UPCAST not expanded)");
+    }
+    const key = u.src.slice(0, 12).map((x) => x.id).join(",");
+    let d = this.mmas.get(key);
+    if (d === undefined) {
+      d = w.fresh("mma");
+      this.mmas.set(key, d);
+      const bf = u.src[0].dtype === dtypes.bfloat16, ty = bf ? "bf16" : "f16";
+      // the values live as floats; the mma takes their 16-bit patterns two to a register
+      const bits = bf ? (this.bf16Helpers(), "tg_bf16_bits") : (this.f16(), "tg_f2h");
+      const pair = (i: number) =>
+        `((unsigned)${bits}(${s[i]}) | ((unsigned)${bits}(${s[i + 1]}) << 16))`;
+      const outs = [0, 1, 2, 3].map((i) => `${d}_${i}`);
+      w.line(`float ${outs.map((o) => `${o} = 0.0f`).join(", ")};`);
+      w.line(
+        `asm("mma.sync.aligned.m16n8k16.row.col.f32.${ty}.${ty}.f32 {%0, %1, %2, %3}, ` +
+          `{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};" : ${
+            outs.map((o) => `"+f"(${o})`).join(", ")
+          } : ${[0, 2, 4, 6, 8, 10].map((i) => `"r"(${pair(i)})`).join(", ")});`,
+      );
+    }
+    return `${d}_${elem.arg as number}`;
+  }
+
   override sharedArray(d: DType, name: string, size: number): string {
     return `__shared__ ${this.valueType(d)} ${name}[${size}];`;
   }
@@ -145,6 +180,7 @@ export class CUDARenderer extends CStyleRenderer {
     // declaration kernel() puts at the top of the body
     const sub = new Map<UOp, UOp>();
     this.specials = [];
+    this.mmas = new Map();
     for (const u of inp.lin.uops) {
       if (u.op !== Ops.SPECIAL) continue;
       const name = u.arg as string;

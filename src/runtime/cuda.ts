@@ -122,6 +122,19 @@ export class CudaAllocator implements Allocator<CudaMem> {
   copyoutAsync(h: CudaMem): Promise<Uint8Array> {
     return Promise.resolve(this.copyout(h));
   }
+
+  /** device-to-device copy of `nbytes` (default: all of `src`), queued on the default stream */
+  copy(dst: CudaMem, src: CudaMem, nbytes = src.nbytes): void {
+    if (nbytes > dst.nbytes || nbytes > src.nbytes) {
+      throw new Error(`copy: ${nbytes} bytes between CUDA buffers of ${src.nbytes}/${dst.nbytes}`);
+    }
+    if (nbytes) {
+      this.cu.check(
+        this.cu.sym.cuMemcpyDtoD_v2(dst.ptr, src.ptr, BigInt(nbytes)),
+        "cuMemcpyDtoD_v2",
+      );
+    }
+  }
 }
 
 /** NVRTC to CUBIN for one architecture */

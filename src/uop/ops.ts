@@ -601,6 +601,18 @@ function verifyUOp(op: Ops, dtype: DType, src: readonly UOp[], arg: unknown): vo
     if (src[0].dtype.itemsize !== dtype.itemsize && src[0].shape === null) {
       bad("BITCAST in a kernel needs equal item sizes");
     }
+  } else if (op === Ops.WMMA) {
+    // src/opt/tc.ts: 8 a and 4 b elements of one 16-bit float dtype, then the element read
+    if (src.length !== 13) bad("WMMA takes 8 a values, 4 b values and an element index");
+    const d = src[0].dtype;
+    if (
+      (d !== dtypes.float16 && d !== dtypes.bfloat16) || src.slice(0, 12).some((s) => s.dtype !== d)
+    ) {
+      bad("WMMA's a and b values are all float16 or all bfloat16");
+    }
+    if (dtype !== dtypes.float32 || src[12].dtype !== dtypes.int32) {
+      bad("WMMA is a float32 element chosen by an int32 index");
+    }
   }
 }
 
