@@ -198,26 +198,25 @@ Deno.test("opts that do not fit are rejected with the reason", () => {
   assert.throws(() => applyOpt(sym, { op: OptOps.UPCAST, axis: 0, amount: 2 }), /symbolic size/);
 });
 
-Deno.test("the heuristic tiles a matmul: 8-wide x 4 register tile, reduce unrolled by 4", () => {
+Deno.test("the heuristic tiles a matmul: 16-wide x 4 register tile, reduce a plain loop", () => {
   const ast = matmul(64, 32, 48);
   assert.ok(matmulReduce(ast));
-  const [i, j] = axisOf(ast, (a) => a.output), [k] = axisOf(ast, (a) => a.reduce);
+  const [i, j] = axisOf(ast, (a) => a.output);
   assert.deepEqual(handCodedOpts(ast), [
-    { op: OptOps.UPCAST, axis: j.id, amount: 8 },
+    { op: OptOps.UPCAST, axis: j.id, amount: 16 },
     { op: OptOps.UPCAST, axis: i.id, amount: 4 },
-    { op: OptOps.UNROLL, axis: k.id, amount: 4 },
   ]);
   // tiny kernels are left alone
   assert.deepEqual(handCodedOpts(matmul(4, 8, 8)), []);
   const lin = lowerKernel(ast).lin.uops;
   const loops = lin.filter((u) => u.op === Ops.RANGE).map((u) => u.src[0].arg);
-  assert.deepEqual(loops, [16, 6, 8]);
-  assert.equal(lin.filter((u) => u.op === Ops.DEFINE_REG).length, 32);
+  assert.deepEqual(loops, [16, 3, 32], `loops ${loops} (an unoptimized kernel has 64, 48, 32)`);
+  assert.equal(lin.filter((u) => u.op === Ops.DEFINE_REG).length, 64);
   const src = toProgram(ast, "c").src;
   assert.equal(src.match(/for \(/g)!.length, 3);
-  assert.equal(src.match(/data0\[[^\]]*\] = /g)!.length, 32);
-  // loads of a (4 rows) and b (8 columns) per unrolled step, shared by the 32 accumulators
-  assert.equal(src.match(/= data[12]\[/g)!.length, 4 * (4 + 8));
+  assert.equal(src.match(/data0\[[^\]]*\] = /g)!.length, 64);
+  // loads of a (4 rows) and b (16 columns) per k, shared by the 64 accumulators
+  assert.equal(src.match(/= data[12]\[/g)!.length, 4 + 16);
   // non-divisible sizes fall back to smaller tiles or none
   const odd = matmul(66, 7, 36);
   const [, oj] = axisOf(odd, (a) => a.output);
@@ -236,4 +235,29 @@ Deno.test("the heuristic leaves other kernels alone", () => {
     assert.deepEqual(handCodedOpts(ast), []);
     assert.equal(toProgram(ast, "c").src, toProgram(withOpts(ast, []), "c").src);
   }
+});
+
+Deno.test("a long reduce is blocked by 16 under an 8x16 tile, and computes the plain sum", () => {
+  const ast = matmul(16, 1024, 32);
+  const [i, j] = axisOf(ast, (a) => a.output), [k] = axisOf(ast, (a) => a.reduce);
+  const opts = handCodedOpts(ast);
+  assert.deepEqual(opts, [
+    { op: OptOps.UPCAST, axis: j.id, amount: 16 },
+    { op: OptOps.UPCAST, axis: i.id, amount: 8 },
+    { op: OptOps.TILE, axis: k.id, amount: 16 },
+  ]);
+  const loops = lowerKernel(ast).lin.uops.filter((u) => u.op === Ops.RANGE).map((u) =>
+    u.src[0].arg
+  );
+  // i (2), the reduce block (64), j (2), k in the block (16)
+  assert.deepEqual(loops, [2, 64, 2, 16]);
+  assertSame(ast, opts, "16x1024x32 heuristic");
+  // a reduce that is not a stored sum is not blocked (TILE refuses it), the tile stays
+  const half = astOf(
+    Tensor.rand([16, 1024], { device: "JS", dtype: dtypes.float16 }).matmul(
+      Tensor.rand([1024, 32], { device: "JS", dtype: dtypes.float16 }),
+    ),
+  );
+  const hopts = handCodedOpts(half);
+  assert.ok(hopts.length === 0 || hopts.every((o) => o.op !== OptOps.TILE || o.amount === 16));
 });

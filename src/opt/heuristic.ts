@@ -1,8 +1,14 @@
 // The hand-coded CPU heuristic: a matmul-like kernel (a store of REDUCE ADD over a MUL of two
-// loads) gets a register tile: its innermost output axis upcast along the contiguous output (the
-// C compiler vectorizes the copies), the next output axis upcast a little (each loaded value is
-// reused across the tile), and the reduce unrolled. Other kernels are left as they are.
-// NOOPT=1 turns it off.
+// loads) gets a register tile: its innermost output axis upcast by 16 along the contiguous output
+// (two 8-float AVX registers per tile row, which clang's SLP vectorizer turns into vector loads
+// of the right operand and vector mul/add), the next output axis upcast by 4 (each broadcast
+// value of the left operand is reused across 16 columns, each loaded vector across the rows),
+// and the reduce loop kept a plain loop (an UNROLL would sum the products of several k before
+// the accumulator, a pattern clang vectorizes only partly). A long reduce (>= 1024) is blocked
+// by 16 (TILE): the right operand's rows then stream through the cache a short slab at a time
+// instead of a 4-16 KiB-strided column panel that conflicts in cache sets; the tile grows to 8
+// rows there, since each block re-reads and re-writes the output tile. Other kernels are left as
+// they are. NOOPT=1 turns it off.
 import { AxisType, Ops, type UOp } from "../uop/ops.ts";
 import { PatternMatcher, UPat } from "../uop/upat.ts";
 import { applyOpt, kernelAxes, type Opt, OptError, OptOps } from "./opts.ts";
@@ -34,8 +40,17 @@ export function matmulReduce(sink: UOp): UOp | null {
   return red;
 }
 
-/** tile sizes tried for each axis, largest first (8 floats: one AVX2 register per tile row) */
-export const HEURISTIC = { inner: [8, 4, 2], outer: [4, 2], unroll: [4, 2] };
+/** tile sizes tried for each axis, largest first (16 floats: two AVX2 registers per tile row) */
+export const HEURISTIC = {
+  inner: [16, 8, 4, 2],
+  outer: [4, 2],
+  /** the outer tile under a reduce block */
+  outerBlocked: [8, 4, 2],
+  /** the reduce block (TILE) of a long reduce */
+  block: [16],
+  /** reduce sizes from which the reduce is blocked */
+  blockFrom: 1024,
+};
 
 /**
  * multiply-adds below which a kernel is left alone: its time is the call, and the copies would
@@ -56,10 +71,12 @@ export function handCodedOpts(sink: UOp): Opt[] {
   const order = end.op === Ops.END ? end.src.slice(1) : [];
   outs.sort((a, b) => order.indexOf(a.range) - order.indexOf(b.range));
   const reduces = axes.filter((a) => red.src.slice(1).includes(a.range));
+  const k = reduces.at(-1);
+  const blocked = k !== undefined && k.size! >= HEURISTIC.blockFrom;
   const wanted: [OptOps, number | undefined, number[]][] = [
     [OptOps.UPCAST, outs.at(-1)?.id, HEURISTIC.inner],
-    [OptOps.UPCAST, outs.at(-2)?.id, HEURISTIC.outer],
-    [OptOps.UNROLL, reduces.at(-1)?.id, HEURISTIC.unroll],
+    [OptOps.UPCAST, outs.at(-2)?.id, blocked ? HEURISTIC.outerBlocked : HEURISTIC.outer],
+    [OptOps.TILE, blocked ? k.id : undefined, HEURISTIC.block],
   ];
   const chosen: Opt[] = [];
   let cur = sink;

@@ -73,11 +73,19 @@ function blockStore(x: UOp, kb: UOp): UOp {
   const st = storeOf(x), red = st.src[1];
   if (st.op !== Ops.STORE || red?.op !== Ops.REDUCE || !red.src.includes(kb)) return x;
   const idx = st.src[0];
-  // the first block reads nothing (the output starts as garbage): the gated load gives 0
-  const prev = UOp.make(Ops.LOAD, red.dtype, [
-    UOp.make(Ops.INDEX, idx.dtype, [idx.src[0], idx.src[1], kb.ne(0)]),
-  ]);
+  // the first block adds nothing (the output starts as garbage). The load itself is ungated (the
+  // store writes the same element, so it is in bounds) and the garbage is selected away: a gated
+  // load is a branch per element, which keeps the C compiler from vectorizing the tile. Its extra
+  // source (the block's sum) orders it after the block's reduce loop, inside the block loop: the
+  // previous value is read where it is added, not held in registers across the reduce.
   const part = red.replace({ src: red.src.filter((r) => r !== kb) });
+  const prev = kb.ne(0).where(
+    UOp.make(Ops.LOAD, red.dtype, [
+      UOp.make(Ops.INDEX, idx.dtype, [idx.src[0], idx.src[1]]),
+      part,
+    ]),
+    red.constLike(0),
+  );
   const next = st.replace({ src: [idx, prev.add(part), ...st.src.slice(2)] });
   // right inside the outermost loop, which stays outermost to get the threads
   const [first, ...rest] = x.op === Ops.END ? x.src.slice(1) : [];
