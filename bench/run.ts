@@ -1,5 +1,18 @@
 // `deno task bench [NAME...]`: runs the scripted benchmarks (JSON lines out).
-const all = ["symbolic", "compile", "elementwise", "latency", "matmul", "jit", "webgpu", "memory"];
+const all = [
+  "symbolic",
+  "compile",
+  "elementwise",
+  "latency",
+  "matmul",
+  "jit",
+  "webgpu",
+  "memory",
+  "gpu",
+  "attention",
+  "reduce",
+  "conv",
+];
 const names = Deno.args.length ? Deno.args : all;
 for (const n of names) {
   if (!all.includes(n)) throw new Error(`unknown benchmark '${n}': choose from ${all.join(", ")}`);

@@ -132,8 +132,12 @@ export function timeOpts(
   try {
     prog = dev.compile(toProgram(marked(opts.reduce(applyOpt, ast)), lang, { checkBounds: false }));
   } catch (e) {
-    // an opt list that does not fit the kernel or the device's workgroup limits is no candidate
-    if (e instanceof OptError || /^gpudims:/.test((e as Error).message)) return Infinity;
+    // an opt list that does not fit the kernel, the workgroup limits or the device's resources
+    // (shared memory, registers: the compiler refuses it) is no candidate
+    const msg = (e as Error).message;
+    if (e instanceof OptError || /^gpudims:|too much shared data|uses too many/.test(msg)) {
+      return Infinity;
+    }
     throw e;
   }
   beamStats.timed++;
