@@ -61,7 +61,7 @@ export const MIN_WORK = 4096;
 /** the opts the heuristic picks for `sink` (none for kernels it does not know) */
 export function handCodedOpts(sink: UOp): Opt[] {
   const red = matmulReduce(sink);
-  if (!red) return [];
+  if (!red) return reduceOpts(sink);
   const axes = kernelAxes(sink);
   if (axes.some((a) => a.size === null)) return [];
   if (axes.reduce((p, a) => p * a.size!, 1) < MIN_WORK) return [];
@@ -87,6 +87,44 @@ export function handCodedOpts(sink: UOp): Opt[] {
       try {
         cur = applyOpt(cur, opt);
         chosen.push(opt);
+        break;
+      } catch (e) {
+        if (!(e instanceof OptError)) throw e;
+      }
+    }
+  }
+  return chosen;
+}
+
+/** reduce lengths from which a plain (not matmul) reduce gets the reduce heuristic */
+export const REDUCE_FROM = 1024;
+
+/**
+ * A long reduce (a row sum, a split full sum): the reduce unrolled by 8 and blocked by 256
+ * (partial sums added to the output: short dependency chains), and 8 outputs computed together
+ * (8 independent accumulators streaming 8 rows). BEAM's pick for the partial sums of a
+ * [8192,8192] sum on this 2-core machine: 12.4 ms against 41 ms with none.
+ */
+function reduceOpts(sink: UOp): Opt[] {
+  const axes = kernelAxes(sink);
+  if (axes.some((a) => a.size === null)) return [];
+  const reds = axes.filter((a) => a.reduce && a.type === AxisType.REDUCE);
+  const outs = axes.filter((a) => a.output && !a.reduce && a.type === AxisType.LOOP);
+  const k = reds.at(-1), o = outs.at(-1);
+  if (!k || k.size! < REDUCE_FROM) return [];
+  const wanted: [OptOps, number | undefined, number[]][] = [
+    [OptOps.UNROLL, k.id, [8, 4]],
+    [OptOps.TILE, k.id, [256]],
+    [OptOps.UPCAST, o && o.size! >= 64 ? o.id : undefined, [8, 4]],
+  ];
+  const chosen: Opt[] = [];
+  let cur = sink;
+  for (const [op, axis, amounts] of wanted) {
+    if (axis === undefined) continue;
+    for (const amount of amounts) {
+      try {
+        cur = applyOpt(cur, { op, axis, amount });
+        chosen.push({ op, axis, amount });
         break;
       } catch (e) {
         if (!(e instanceof OptError)) throw e;

@@ -15,12 +15,35 @@ export function sumAccDType(d: DType): DType {
   return leastUpperDType(d, dtypes.float32);
 }
 
+const reduceAxis = (x: Tensor, op: Ops, axes: number[]): Tensor =>
+  new Tensor(UOp.make(Ops.REDUCE_AXIS, x.dtype, [x.uop], [op, axes]), x.device);
+
 function reduce(name: string, x: Tensor, op: Ops, axis: Axis, keepdim: boolean): Tensor {
   const axes = resolveAxes(name, axis, x.ndim);
-  const r = axes.length === 0
-    ? x
-    : new Tensor(UOp.make(Ops.REDUCE_AXIS, x.dtype, [x.uop], [op, axes]), x.device);
+  const r = axes.length === 0 ? x : splitReduce(x, op, axes) ?? reduceAxis(x, op, axes);
   return keepdim ? r : M.reshape(r, x.shape.filter((_, i) => !axes.includes(i)));
+}
+
+/** reduces at least this long with at most SPLIT_OUTPUTS outputs run in two stages */
+export const SPLIT_FROM = 1 << 16;
+export const SPLIT_OUTPUTS = 16;
+
+/**
+ * A long reduce of the trailing axes into few outputs, in two stages: P partial reduces (a
+ * kernel whose outputs threads and workgroups can share) realized, then a short reduce of them.
+ * In one stage such a reduce runs on one CPU thread (or leans on GROUP on a GPU).
+ */
+function splitReduce(x: Tensor, op: Ops, axes: number[]): Tensor | null {
+  const n = x.ndim, k = axes.length;
+  if ([...axes].sort((a, b) => a - b).some((a, i) => a !== n - k + i)) return null;
+  const outer = x.shape.slice(0, n - k), len = prod(x.shape.slice(n - k));
+  if (len < SPLIT_FROM || prod(outer) > SPLIT_OUTPUTS) return null;
+  let parts = 0;
+  for (let p = 256; p >= 32 && !parts; p--) if (len % p === 0 && len / p >= 2048) parts = p;
+  if (!parts) return null;
+  const partial = reduceAxis(M.reshape(x, [...outer, parts, len / parts]), op, [n - k + 1]);
+  const total = reduceAxis(partial.contiguous(), op, [n - k]);
+  return M.reshape(total, x.shape.map((d, i) => (axes.includes(i) ? 1 : d)));
 }
 
 const reducedCount = (name: string, x: Tensor, axis: Axis): number =>
