@@ -28,6 +28,12 @@ export function noOpt(): boolean {
 
 const unCast = (u: UOp): UOp => (u.op === Ops.CAST ? unCast(u.src[0]) : u);
 
+/** a load, or a padded one (a convolution's input): WHERE(valid, LOAD, 0) */
+const isLoad = (u: UOp): boolean =>
+  u.op === Ops.LOAD ||
+  (u.op === Ops.WHERE && unCast(u.src[1]).op === Ops.LOAD && u.src[2].op === Ops.CONST &&
+    u.src[2].arg === 0);
+
 /** the REDUCE of a matmul-like kernel (one store of a sum of products of two loads), or null */
 export function matmulReduce(sink: UOp): UOp | null {
   if (sink.src.length !== 1) return null;
@@ -36,7 +42,7 @@ export function matmulReduce(sink: UOp): UOp | null {
   const red = unCast(st.src[1]);
   if (red.op !== Ops.REDUCE || red.arg !== Ops.ADD) return null;
   const mul = unCast(red.src[0]);
-  if (mul.op !== Ops.MUL || !mul.src.every((s) => unCast(s).op === Ops.LOAD)) return null;
+  if (mul.op !== Ops.MUL || !mul.src.every((s) => isLoad(unCast(s)))) return null;
   return red;
 }
 
