@@ -11,7 +11,7 @@
 // they are. NOOPT=1 turns it off.
 import { AxisType, Ops, type UOp } from "../uop/ops.ts";
 import { PatternMatcher, UPat } from "../uop/upat.ts";
-import { applyOpt, kernelAxes, type Opt, OptError, OptOps } from "./opts.ts";
+import { applyOpt, kernelAxes, type KernelAxis, type Opt, OptError, OptOps } from "./opts.ts";
 import { pmExpand } from "./expand.ts";
 import { BEAM_DEVICES, beamSearch, beamWidth } from "./beam.ts";
 import type { CodegenLang } from "../codegen/index.ts";
@@ -79,9 +79,17 @@ export function handCodedOpts(sink: UOp): Opt[] {
   const reduces = axes.filter((a) => red.src.slice(1).includes(a.range));
   const k = reduces.at(-1);
   const blocked = k !== undefined && k.size! >= HEURISTIC.blockFrom;
+  // the outer tile axis is one the other operand indexes and the inner one's operand does not,
+  // so both loads are reused: a matmul's rows; a convolution's output channels, not its rows
+  const inner = outs.at(-1);
+  const [x, y] = unCast(red.src[0]).src.map((s) => new Set(s.toposort()));
+  const uses = (o: Set<UOp>, a: KernelAxis) => o.has(a.range);
+  const other = inner && (uses(x, inner) ? y : x), own = inner && (uses(x, inner) ? x : y);
+  const outer = outs.slice(0, -1).reverse().find((a) => uses(other!, a) && !uses(own!, a)) ??
+    outs.at(-2);
   const wanted: [OptOps, number | undefined, number[]][] = [
-    [OptOps.UPCAST, outs.at(-1)?.id, HEURISTIC.inner],
-    [OptOps.UPCAST, outs.at(-2)?.id, blocked ? HEURISTIC.outerBlocked : HEURISTIC.outer],
+    [OptOps.UPCAST, inner?.id, HEURISTIC.inner],
+    [OptOps.UPCAST, outer?.id, blocked ? HEURISTIC.outerBlocked : HEURISTIC.outer],
     [OptOps.TILE, blocked ? k.id : undefined, HEURISTIC.block],
   ];
   const chosen: Opt[] = [];
