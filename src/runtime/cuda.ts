@@ -211,25 +211,24 @@ class CudaProgram implements Program<CudaMem> {
       this.view.setInt32(8 * (bufs.length + i), vars[i], true);
     }
     const g = opts?.globalSize ?? spec.globalSize, l = opts?.localSize ?? spec.localSize ?? [1];
-    const dim = (a: readonly number[], i: number) => a[i] ?? 1;
     const cu = this.dev.cu;
-    const launch = () =>
-      cu.check(
-        cu.sym.cuLaunchKernel(
-          this.fn,
-          dim(g, 0),
-          dim(g, 1),
-          dim(g, 2),
-          dim(l, 0),
-          dim(l, 1),
-          dim(l, 2),
-          0,
-          null,
-          this.params,
-          null,
-        ),
-        `cuLaunchKernel(${spec.name}, grid [${g}], block [${l}])`,
+    // the hot path of a JIT replay: the error text is built only on failure
+    const launch = () => {
+      const r = cu.sym.cuLaunchKernel(
+        this.fn,
+        g[0] ?? 1,
+        g[1] ?? 1,
+        g[2] ?? 1,
+        l[0] ?? 1,
+        l[1] ?? 1,
+        l[2] ?? 1,
+        0,
+        null,
+        this.params,
+        null,
       );
+      if (r !== 0) cu.check(r, `cuLaunchKernel(${spec.name}, grid [${g}], block [${l}])`);
+    };
     if (!opts?.timing) {
       launch();
       return undefined;
