@@ -190,13 +190,24 @@ export function tcOpts(sink: UOp): Opt[] | null {
   }
   const chosen = [tc];
   const tiles = kernelAxes(s).filter((a) => a.output && a.type === AxisType.LOOP);
-  for (const ax of tiles.slice(-2)) {
-    const up: Opt = { op: OptOps.UPCAST, axis: ax.id, amount: 2 };
-    try {
-      s = applyOpt(s, up);
-      chosen.push(up);
-    } catch (e) {
-      if (!(e instanceof OptError)) throw e;
+  // a 2x16 block of mma tiles per warp (2x2, then 8 more along the last axis): BEAM's pick on an
+  // H100 for float16 4096^3, 1.8 ms against 5.7 ms for 2x2
+  const ups: [number | undefined, number[]][] = [
+    [tiles.at(-2)?.id, [2]],
+    [tiles.at(-1)?.id, [2]],
+    [tiles.at(-1)?.id, [8, 4, 2]],
+  ];
+  for (const [axis, amounts] of ups) {
+    if (axis === undefined) continue;
+    for (const amount of amounts) {
+      const up: Opt = { op: OptOps.UPCAST, axis, amount };
+      try {
+        s = applyOpt(s, up);
+        chosen.push(up);
+        break;
+      } catch (e) {
+        if (!(e instanceof OptError)) throw e;
+      }
     }
   }
   return chosen;
