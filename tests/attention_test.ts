@@ -9,7 +9,7 @@ import { lowerKernel } from "../src/codegen/index.ts";
 import { webgpuReady } from "../src/runtime/device.ts";
 
 await webgpuReady();
-const DEVICES = ["JS", "CPU", ...(Device.list().includes("WEBGPU") ? ["WEBGPU"] : [])];
+const DEVICES = ["JS", "CPU", ...["WEBGPU", "CUDA"].filter((d) => Device.list().includes(d))];
 
 const qkv = (shape: number[], device: string): Tensor[] =>
   [1, 2, 3].map(() => Tensor.randn(shape, { device }).realize());
