@@ -32,6 +32,8 @@ import {
 
 /** the most passes (reads at distinct reduce loops) an expensive fused node is recomputed for */
 export const MAX_PASSES = 3;
+/** the most times a recompute()-marked value may be recomputed per element it has */
+export const MAX_RECOMPUTE_REREADS = 4;
 /** the most values a kernel's output axes made UPCAST by fusion may have together */
 export const MAX_FUSED_UPCAST = 128;
 
@@ -166,6 +168,20 @@ class Rangeifier {
     }
   }
 
+  /** how often a node read by `r` is computed per element: the loops around it it ignores */
+  private rereads(r: Request): number {
+    const used = rangesIn(r.t), open = [...r.open];
+    const deepest = open.findLastIndex((o) => used.has(o));
+    const outs = this.outRanges.get(r.owner) ?? [];
+    let n = 1;
+    open.forEach((o, i) => {
+      if (!used.has(o) && !this.upcast.has(o) && (i < deepest || outs.includes(o))) {
+        n *= o.src[0].arg as number;
+      }
+    });
+    return n;
+  }
+
   /** the elementwise graph under a recompute() marker, down to reduces and buffers */
   private markRecompute(u: UOp): void {
     if (this.forced.has(u) || u.op === Ops.REDUCE_AXIS || isLeaf(u) || bufferBase(u)) return;
@@ -176,9 +192,13 @@ class Rangeifier {
 
   /** whether `x` can be recomputed where it is read (else it is realized) */
   private fusible(x: UOp, reqs: Request[]): boolean {
-    if (isView(x) || reqs.length === 0 || this.forced.has(x)) return true;
-    // the reduces below decide for themselves: recomputing x re-reads their buffers
-    if (this.recomputeAll && (GroupOp.ALU.has(x.op) || x.op === Ops.CAST)) return true;
+    if (isView(x) || reqs.length === 0) return true;
+    // marked values are recomputed where each element is read a few times, not inside a loop
+    // that re-reads it (a matmul's): there recomputing would multiply the work, not save memory.
+    // The reduces below decide for themselves: recomputing x re-reads their buffers.
+    const marked = this.forced.has(x) ||
+      (this.recomputeAll && (GroupOp.ALU.has(x.op) || x.op === Ops.CAST));
+    if (marked && reqs.every((r) => this.rereads(r) <= MAX_RECOMPUTE_REREADS)) return true;
     const cost = this.recomputeCost(x);
     if (cost === "cheap") return true;
     const tuples: IndexTuple[] = [];
