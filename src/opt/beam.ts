@@ -113,7 +113,7 @@ const marked = (s: UOp): UOp =>
   s.replace({ arg: { ...(s.arg as object | undefined), optimized: true } });
 
 /** buffers for timing a kernel (what they hold does not matter to the time of a matmul) */
-function timingBuffers(dev: string, ast: UOp, lang: CodegenLang): Buffer[] | null {
+export function timingBuffers(dev: string, ast: UOp, lang: CodegenLang): Buffer[] | null {
   const spec = toProgram(marked(ast), lang, { checkBounds: false });
   if (spec.vars.length) return null; // symbolic kernels would need a value for each variable
   return spec.bufs.map((b) => new Buffer(dev, b.dtype, b.size));

@@ -10,7 +10,7 @@ import { WEBGPU_LIMITS } from "../renderer/wgsl.ts";
 import { AMD_LIMITS } from "../renderer/hip.ts";
 import { AxisType, Ops, type UOp } from "../uop/ops.ts";
 import { applyOpt, kernelAxes, type KernelAxis, type Opt, OptError, OptOps } from "./opts.ts";
-import { matmulReduce } from "./heuristic.ts";
+import { innerReduceUnrolls, matmulReduce } from "./heuristic.ts";
 import { tcOpts } from "./tc.ts";
 
 /** the languages that run on GPUs, with their workgroup limits */
@@ -81,6 +81,12 @@ export function gpuOpts(sink: UOp, lim: GpuLimits): Opt[] {
     s = first(s, amounts(OptOps.LOCAL, m.id, [8, 4, 2]), chosen);
     // 4 more columns per thread: BEAM's pick on an H100 for float32 4096^3 (8.0 ms against 18.9)
     first(s, amounts(OptOps.UPCAST, n.id, [4, 2]), chosen);
+    return chosen;
+  }
+  // short reduces nested in a longer one unrolled whole (attention's dot products)
+  const inner = innerReduceUnrolls(sink);
+  if (inner.length) {
+    chosen.push(...inner);
     return chosen;
   }
   // the reduce to share is an outermost one: grouping a nested reduce would add a barrier per

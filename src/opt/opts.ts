@@ -95,6 +95,23 @@ const sizeProduct = (sink: UOp, types: readonly AxisType[]): number =>
 /** the product of the sizes of the kernel's UPCAST and UNROLL ranges */
 export const copies = (sink: UOp): number => sizeProduct(sink, [AxisType.UPCAST, AxisType.UNROLL]);
 
+/**
+ * the copies the REDUCEs over `r` are made in already: the UPCAST and UNROLL ranges their values
+ * and stores depend on (a short inner reduce that ignores an UPCAST axis is copied once, not
+ * once per value of that axis)
+ */
+function reduceCopies(sink: UOp, r: UOp): number {
+  const seen = new Set<UOp>();
+  for (const u of sink.toposort()) {
+    if (u.op !== Ops.REDUCE || !u.src.includes(r)) continue;
+    for (const x of u.toposort()) {
+      const t = x.op === Ops.RANGE ? (x.arg as [number, AxisType])[1] : null;
+      if (t === AxisType.UPCAST || t === AxisType.UNROLL) seen.add(x);
+    }
+  }
+  return [...seen].reduce((p, x) => p * (x.src[0].arg as number), 1);
+}
+
 /** the threads of one workgroup the kernel's LOCAL and GROUP_REDUCE ranges ask for */
 export const localThreads = (sink: UOp): number =>
   sizeProduct(sink, [AxisType.LOCAL, AxisType.GROUP_REDUCE]);
@@ -234,7 +251,8 @@ export function applyOpt(sink: UOp, opt: Opt): UOp {
     case OptOps.UNROLL: {
       if (opt.op === OptOps.UPCAST) outputAxis();
       else reduceAxis();
-      if (copies(sink) * opt.amount > MAX_COPIES) {
+      const n = opt.op === OptOps.UNROLL ? reduceCopies(sink, ax.range) : copies(sink);
+      if (n * opt.amount > MAX_COPIES) {
         bad(`the kernel body would be copied more than ${MAX_COPIES} times`);
       }
       const t = opt.op === OptOps.UPCAST ? AxisType.UPCAST : AxisType.UNROLL;
