@@ -6,15 +6,7 @@
 //
 // Launch convention (src/codegen/gpudims.ts): spec.globalSize is the grid in blocks,
 // spec.localSize the block in threads.
-import type {
-  Allocator,
-  DeviceHandle,
-  DeviceImpl,
-  DeviceInfo,
-  Program,
-  ProgramSpec,
-  RunOpts,
-} from "./device.ts";
+import type { DeviceImpl, DeviceInfo, Program, ProgramSpec, RunOpts } from "./device.ts";
 import { programKey } from "./program_key.ts";
 import { DiskCache } from "./cache.ts";
 import { checkSpec, numbered } from "./js.ts";
@@ -22,111 +14,36 @@ import { cstr, outInt, outPtr } from "./ffi/libcuda.ts";
 import { HipAttr, HipError, hipErrorOutOfMemory, LibHip } from "./ffi/hip.ts";
 import { HiprtcError, LibHiprtc } from "./ffi/hiprtc.ts";
 import { AMD_LIMITS } from "../renderer/hip.ts";
+import { CachingAllocator, GpuMem, KernelParams } from "./gpu_memory.ts";
 
 /** device memory: a hipDeviceptr_t */
-export class HipMem implements DeviceHandle {
-  readonly deviceHandle = true;
-  constructor(readonly ptr: bigint, readonly nbytes: number) {}
-}
+export class HipMem extends GpuMem {}
 
-const fmtBytes = (n: number): string =>
-  n >= 2 ** 30
-    ? `${(n / 2 ** 30).toFixed(2)} GiB`
-    : n >= 2 ** 20
-    ? `${(n / 2 ** 20).toFixed(1)} MiB`
-    : `${n} bytes`;
-
-/**
- * Freed blocks are kept by size and handed out again (hipMalloc/hipFree synchronize the device);
- * when an allocation fails the cache is released first.
- */
-export class HipAllocator implements Allocator<HipMem> {
-  private readonly pool = new Map<number, HipMem[]>();
-  /** bytes held in the pool */
-  cached = 0;
-  /** bytes handed out and not yet freed */
-  inUse = 0;
-  constructor(private readonly hip: LibHip, private readonly device: string) {}
-
-  alloc(nbytes: number): HipMem {
-    // a zero-byte buffer still gets a distinct, valid pointer
-    const size = Math.max(nbytes, 1);
-    const reuse = this.pool.get(size)?.pop();
-    if (reuse) {
-      this.cached -= size;
-      this.inUse += size;
-      return reuse;
-    }
-    const out = outPtr();
-    let r = this.hip.sym.hipMalloc(out, BigInt(size));
-    if (r === hipErrorOutOfMemory && this.cached > 0) {
-      this.releaseCache();
-      r = this.hip.sym.hipMalloc(out, BigInt(size));
-    }
-    if (r === hipErrorOutOfMemory) {
-      const free = outPtr(), total = outPtr();
-      const info = this.hip.sym.hipMemGetInfo(free, total) === 0
-        ? `${fmtBytes(Number(free[0]))} free of ${fmtBytes(Number(total[0]))}`
-        : "free memory unknown";
-      throw new Error(
-        `${this.device}: out of memory allocating ${fmtBytes(nbytes)} (${info}; ` +
-          `${fmtBytes(this.inUse)} held by live tg buffers)`,
-      );
-    }
-    this.hip.check(r, `hipMalloc(${nbytes} bytes)`);
-    this.inUse += size;
-    return new HipMem(out[0], size);
-  }
-
-  free(h: HipMem): void {
-    this.inUse -= h.nbytes;
-    let l = this.pool.get(h.nbytes);
-    if (!l) this.pool.set(h.nbytes, l = []);
-    l.push(h);
-    this.cached += h.nbytes;
-  }
-
-  /** give every cached block back to the runtime */
-  releaseCache(): void {
-    for (const l of this.pool.values()) {
-      for (const h of l) this.hip.check(this.hip.sym.hipFree(h.ptr), "hipFree");
-    }
-    this.pool.clear();
-    this.cached = 0;
-  }
-
-  copyin(h: HipMem, src: Uint8Array): void {
-    if (src.byteLength > h.nbytes) {
-      throw new Error(`copyin: ${src.byteLength} bytes into a ${h.nbytes}-byte AMD buffer`);
-    }
-    if (src.byteLength === 0) return;
-    this.hip.check(
-      this.hip.sym.hipMemcpyHtoD(h.ptr, src, BigInt(src.byteLength)),
-      "hipMemcpyHtoD",
-    );
-  }
-
-  copyout(h: HipMem, nbytes = h.nbytes): Uint8Array {
-    const out = new Uint8Array(nbytes);
-    // on the null stream this waits for the kernels queued before it
-    if (nbytes) {
-      this.hip.check(this.hip.sym.hipMemcpyDtoH(out, h.ptr, BigInt(nbytes)), "hipMemcpyDtoH");
-    }
-    return out;
-  }
-
-  copyoutAsync(h: HipMem): Promise<Uint8Array> {
-    return Promise.resolve(this.copyout(h));
-  }
-
-  /** device-to-device copy of `nbytes` (default: all of `src`) */
-  copy(dst: HipMem, src: HipMem, nbytes = src.nbytes): void {
-    if (nbytes > dst.nbytes || nbytes > src.nbytes) {
-      throw new Error(`copy: ${nbytes} bytes between AMD buffers of ${src.nbytes}/${dst.nbytes}`);
-    }
-    if (nbytes) {
-      this.hip.check(this.hip.sym.hipMemcpyDtoD(dst.ptr, src.ptr, BigInt(nbytes)), "hipMemcpyDtoD");
-    }
+/** the caching allocator (src/runtime/gpu_memory.ts) over the HIP runtime's memory calls */
+export class HipAllocator extends CachingAllocator<HipMem> {
+  constructor(hip: LibHip, device: string) {
+    super({
+      device,
+      malloc: (n) => {
+        const out = outPtr(), r = hip.sym.hipMalloc(out, BigInt(n));
+        if (r === hipErrorOutOfMemory) return "oom";
+        hip.check(r, `hipMalloc(${n} bytes)`);
+        return out[0];
+      },
+      release: (p) => hip.check(hip.sym.hipFree(p), "hipFree"),
+      memInfo: () => {
+        const free = outPtr(), total = outPtr();
+        return hip.sym.hipMemGetInfo(free, total) === 0
+          ? [Number(free[0]), Number(total[0])]
+          : null;
+      },
+      h2d: (p, src) =>
+        hip.check(hip.sym.hipMemcpyHtoD(p, src, BigInt(src.byteLength)), "hipMemcpyHtoD"),
+      d2h: (dst, p) =>
+        hip.check(hip.sym.hipMemcpyDtoH(dst, p, BigInt(dst.byteLength)), "hipMemcpyDtoH"),
+      d2d: (d, sp, n) => hip.check(hip.sym.hipMemcpyDtoD(d, sp, BigInt(n)), "hipMemcpyDtoD"),
+      wrap: (p, n) => new HipMem(p, n),
+    });
   }
 }
 
@@ -155,54 +72,19 @@ export class HiprtcCompiler {
 }
 
 class HipProgram implements Program<HipMem> {
-  /** the parameter values, 8 bytes each, and the void* array pointing at them */
-  private readonly values: ArrayBuffer;
-  private readonly view: DataView;
-  private readonly params: BigUint64Array;
+  private readonly args: KernelParams;
 
   constructor(
     readonly spec: ProgramSpec,
     private readonly dev: AmdDevice,
     private readonly fn: Deno.PointerValue,
   ) {
-    const n = spec.bufs.length + spec.vars.length;
-    this.values = new ArrayBuffer(Math.max(8, 8 * n));
-    this.view = new DataView(this.values);
-    this.params = new BigUint64Array(Math.max(1, n));
-    const base = BigInt(
-      Deno.UnsafePointer.value(Deno.UnsafePointer.of(new Uint8Array(this.values))),
-    );
-    for (let i = 0; i < n; i++) this.params[i] = base + BigInt(8 * i);
+    this.args = new KernelParams(spec, "AMD", HipMem);
   }
 
   run(bufs: readonly HipMem[], vars: readonly number[], opts?: RunOpts): number | undefined {
     const spec = this.spec;
-    if (bufs.length !== spec.bufs.length || vars.length !== spec.vars.length) {
-      throw new Error(
-        `kernel '${spec.name}' takes ${spec.bufs.length} buffers and ${spec.vars.length} ` +
-          `variables (${spec.vars.join(", ")}), got ${bufs.length} and ${vars.length}`,
-      );
-    }
-    for (let i = 0; i < bufs.length; i++) {
-      const b = spec.bufs[i], need = b.size * b.dtype.itemsize;
-      if (!(bufs[i] instanceof HipMem) || bufs[i].nbytes < need) {
-        throw new Error(
-          `kernel '${spec.name}': data${b.slot} needs an AMD buffer of ${need} bytes ` +
-            `(${b.size} ${b.dtype.name}), got ${
-              bufs[i] instanceof HipMem ? `${bufs[i].nbytes} bytes` : String(bufs[i])
-            }`,
-        );
-      }
-      this.view.setBigUint64(8 * i, bufs[i].ptr, true);
-    }
-    for (let i = 0; i < vars.length; i++) {
-      if (!Number.isInteger(vars[i]) || vars[i] < -(2 ** 31) || vars[i] >= 2 ** 31) {
-        throw new Error(
-          `kernel '${spec.name}': variable ${spec.vars[i]} = ${vars[i]} is not an int32`,
-        );
-      }
-      this.view.setInt32(8 * (bufs.length + i), vars[i], true);
-    }
+    this.args.fill(bufs, vars);
     const g = opts?.globalSize ?? spec.globalSize, l = opts?.localSize ?? spec.localSize ?? [1];
     const dim = (a: readonly number[], i: number) => a[i] ?? 1;
     const hip = this.dev.hip;
@@ -218,7 +100,7 @@ class HipProgram implements Program<HipMem> {
           dim(l, 2),
           0,
           null,
-          this.params,
+          this.args.params,
           null,
         ),
         `hipModuleLaunchKernel(${spec.name}, grid [${g}], block [${l}])`,

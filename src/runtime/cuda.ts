@@ -4,15 +4,7 @@
 //
 // Launch convention (src/codegen/gpudims.ts): spec.globalSize is the grid in blocks,
 // spec.localSize the block in threads.
-import type {
-  Allocator,
-  DeviceHandle,
-  DeviceImpl,
-  DeviceInfo,
-  Program,
-  ProgramSpec,
-  RunOpts,
-} from "./device.ts";
+import type { DeviceImpl, DeviceInfo, Program, ProgramSpec, RunOpts } from "./device.ts";
 import { programKey } from "./program_key.ts";
 import { DiskCache } from "./cache.ts";
 import { checkSpec, numbered } from "./js.ts";
@@ -26,114 +18,36 @@ import {
   outPtr,
 } from "./ffi/libcuda.ts";
 import { LibNvrtc, NvrtcError } from "./ffi/nvrtc.ts";
+import { CachingAllocator, GpuMem, KernelParams } from "./gpu_memory.ts";
 
 /** device memory: a CUdeviceptr */
-export class CudaMem implements DeviceHandle {
-  readonly deviceHandle = true;
-  constructor(readonly ptr: bigint, readonly nbytes: number) {}
-}
+export class CudaMem extends GpuMem {}
 
-const fmtBytes = (n: number): string =>
-  n >= 2 ** 30
-    ? `${(n / 2 ** 30).toFixed(2)} GiB`
-    : n >= 2 ** 20
-    ? `${(n / 2 ** 20).toFixed(1)} MiB`
-    : `${n} bytes`;
-
-/**
- * Freed blocks are kept by size and handed out again (cuMemAlloc/cuMemFree synchronize the
- * device and cost tens of microseconds); when an allocation fails the cache is released first.
- */
-export class CudaAllocator implements Allocator<CudaMem> {
-  private readonly pool = new Map<number, CudaMem[]>();
-  /** bytes held in the pool */
-  cached = 0;
-  /** bytes handed out and not yet freed */
-  inUse = 0;
-  constructor(private readonly cu: LibCuda, private readonly device: string) {}
-
-  alloc(nbytes: number): CudaMem {
-    // a zero-byte buffer still gets a distinct, valid pointer
-    const size = Math.max(nbytes, 1);
-    const reuse = this.pool.get(size)?.pop();
-    if (reuse) {
-      this.cached -= size;
-      this.inUse += size;
-      return reuse;
-    }
-    const out = outPtr();
-    let r = this.cu.sym.cuMemAlloc_v2(out, BigInt(size));
-    if (r === CUDA_ERROR_OUT_OF_MEMORY && this.cached > 0) {
-      this.releaseCache();
-      r = this.cu.sym.cuMemAlloc_v2(out, BigInt(size));
-    }
-    if (r === CUDA_ERROR_OUT_OF_MEMORY) {
-      const free = outPtr(), total = outPtr();
-      const info = this.cu.sym.cuMemGetInfo_v2(free, total) === 0
-        ? `${fmtBytes(Number(free[0]))} free of ${fmtBytes(Number(total[0]))}`
-        : "free memory unknown";
-      throw new Error(
-        `${this.device}: out of memory allocating ${fmtBytes(nbytes)} (${info}; ` +
-          `${fmtBytes(this.inUse)} held by live tg buffers)`,
-      );
-    }
-    this.cu.check(r, `cuMemAlloc_v2(${nbytes} bytes)`);
-    this.inUse += size;
-    return new CudaMem(out[0], size);
-  }
-
-  free(h: CudaMem): void {
-    this.inUse -= h.nbytes;
-    let l = this.pool.get(h.nbytes);
-    if (!l) this.pool.set(h.nbytes, l = []);
-    l.push(h);
-    this.cached += h.nbytes;
-  }
-
-  /** give every cached block back to the driver */
-  releaseCache(): void {
-    for (const l of this.pool.values()) {
-      for (const h of l) this.cu.check(this.cu.sym.cuMemFree_v2(h.ptr), "cuMemFree_v2");
-    }
-    this.pool.clear();
-    this.cached = 0;
-  }
-
-  copyin(h: CudaMem, src: Uint8Array): void {
-    if (src.byteLength > h.nbytes) {
-      throw new Error(`copyin: ${src.byteLength} bytes into a ${h.nbytes}-byte CUDA buffer`);
-    }
-    if (src.byteLength === 0) return;
-    this.cu.check(
-      this.cu.sym.cuMemcpyHtoD_v2(h.ptr, src, BigInt(src.byteLength)),
-      "cuMemcpyHtoD_v2",
-    );
-  }
-
-  copyout(h: CudaMem, nbytes = h.nbytes): Uint8Array {
-    const out = new Uint8Array(nbytes);
-    // on the legacy default stream this waits for the kernels queued before it
-    if (nbytes) {
-      this.cu.check(this.cu.sym.cuMemcpyDtoH_v2(out, h.ptr, BigInt(nbytes)), "cuMemcpyDtoH_v2");
-    }
-    return out;
-  }
-
-  copyoutAsync(h: CudaMem): Promise<Uint8Array> {
-    return Promise.resolve(this.copyout(h));
-  }
-
-  /** device-to-device copy of `nbytes` (default: all of `src`), queued on the default stream */
-  copy(dst: CudaMem, src: CudaMem, nbytes = src.nbytes): void {
-    if (nbytes > dst.nbytes || nbytes > src.nbytes) {
-      throw new Error(`copy: ${nbytes} bytes between CUDA buffers of ${src.nbytes}/${dst.nbytes}`);
-    }
-    if (nbytes) {
-      this.cu.check(
-        this.cu.sym.cuMemcpyDtoD_v2(dst.ptr, src.ptr, BigInt(nbytes)),
-        "cuMemcpyDtoD_v2",
-      );
-    }
+/** the caching allocator (src/runtime/gpu_memory.ts) over the driver API's memory calls */
+export class CudaAllocator extends CachingAllocator<CudaMem> {
+  constructor(cu: LibCuda, device: string) {
+    super({
+      device,
+      malloc: (n) => {
+        const out = outPtr(), r = cu.sym.cuMemAlloc_v2(out, BigInt(n));
+        if (r === CUDA_ERROR_OUT_OF_MEMORY) return "oom";
+        cu.check(r, `cuMemAlloc_v2(${n} bytes)`);
+        return out[0];
+      },
+      release: (p) => cu.check(cu.sym.cuMemFree_v2(p), "cuMemFree_v2"),
+      memInfo: () => {
+        const free = outPtr(), total = outPtr();
+        return cu.sym.cuMemGetInfo_v2(free, total) === 0
+          ? [Number(free[0]), Number(total[0])]
+          : null;
+      },
+      h2d: (p, src) =>
+        cu.check(cu.sym.cuMemcpyHtoD_v2(p, src, BigInt(src.byteLength)), "cuMemcpyHtoD_v2"),
+      d2h: (dst, p) =>
+        cu.check(cu.sym.cuMemcpyDtoH_v2(dst, p, BigInt(dst.byteLength)), "cuMemcpyDtoH_v2"),
+      d2d: (d, sp, n) => cu.check(cu.sym.cuMemcpyDtoD_v2(d, sp, BigInt(n)), "cuMemcpyDtoD_v2"),
+      wrap: (p, n) => new CudaMem(p, n),
+    });
   }
 }
 
@@ -162,54 +76,19 @@ export class NvrtcCompiler {
 }
 
 class CudaProgram implements Program<CudaMem> {
-  /** the parameter values, 8 bytes each, and the void* array pointing at them */
-  private readonly values: ArrayBuffer;
-  private readonly view: DataView;
-  private readonly params: BigUint64Array;
+  private readonly args: KernelParams;
 
   constructor(
     readonly spec: ProgramSpec,
     private readonly dev: CudaDevice,
     private readonly fn: Deno.PointerValue,
   ) {
-    const n = spec.bufs.length + spec.vars.length;
-    this.values = new ArrayBuffer(Math.max(8, 8 * n));
-    this.view = new DataView(this.values);
-    this.params = new BigUint64Array(Math.max(1, n));
-    const base = BigInt(
-      Deno.UnsafePointer.value(Deno.UnsafePointer.of(new Uint8Array(this.values))),
-    );
-    for (let i = 0; i < n; i++) this.params[i] = base + BigInt(8 * i);
+    this.args = new KernelParams(spec, "CUDA", CudaMem);
   }
 
   run(bufs: readonly CudaMem[], vars: readonly number[], opts?: RunOpts): number | undefined {
     const spec = this.spec;
-    if (bufs.length !== spec.bufs.length || vars.length !== spec.vars.length) {
-      throw new Error(
-        `kernel '${spec.name}' takes ${spec.bufs.length} buffers and ${spec.vars.length} ` +
-          `variables (${spec.vars.join(", ")}), got ${bufs.length} and ${vars.length}`,
-      );
-    }
-    for (let i = 0; i < bufs.length; i++) {
-      const b = spec.bufs[i], need = b.size * b.dtype.itemsize;
-      if (!(bufs[i] instanceof CudaMem) || bufs[i].nbytes < need) {
-        throw new Error(
-          `kernel '${spec.name}': data${b.slot} needs a CUDA buffer of ${need} bytes ` +
-            `(${b.size} ${b.dtype.name}), got ${
-              bufs[i] instanceof CudaMem ? `${bufs[i].nbytes} bytes` : String(bufs[i])
-            }`,
-        );
-      }
-      this.view.setBigUint64(8 * i, bufs[i].ptr, true);
-    }
-    for (let i = 0; i < vars.length; i++) {
-      if (!Number.isInteger(vars[i]) || vars[i] < -(2 ** 31) || vars[i] >= 2 ** 31) {
-        throw new Error(
-          `kernel '${spec.name}': variable ${spec.vars[i]} = ${vars[i]} is not an int32`,
-        );
-      }
-      this.view.setInt32(8 * (bufs.length + i), vars[i], true);
-    }
+    this.args.fill(bufs, vars);
     const g = opts?.globalSize ?? spec.globalSize, l = opts?.localSize ?? spec.localSize ?? [1];
     const cu = this.dev.cu;
     // the hot path of a JIT replay: the error text is built only on failure
@@ -224,7 +103,7 @@ class CudaProgram implements Program<CudaMem> {
         l[2] ?? 1,
         0,
         null,
-        this.params,
+        this.args.params,
         null,
       );
       if (r !== 0) cu.check(r, `cuLaunchKernel(${spec.name}, grid [${g}], block [${l}])`);
