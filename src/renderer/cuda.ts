@@ -126,8 +126,16 @@ export class CUDARenderer extends CStyleRenderer {
       const bf = u.src[0].dtype === dtypes.bfloat16, ty = bf ? "bf16" : "f16";
       // the values live as floats; the mma takes their 16-bit patterns two to a register
       const bits = bf ? (this.bf16Helpers(), "tg_bf16_bits") : (this.f16(), "tg_f2h");
-      const pair = (i: number) =>
-        `((unsigned)${bits}(${s[i]}) | ((unsigned)${bits}(${s[i + 1]}) << 16))`;
+      // an operand loaded straight from a 16-bit buffer is its stored bits: no round trip
+      // through float
+      const half = (i: number): string => {
+        const x = u.src[i], idx = x.src[0];
+        const raw = x.op === Ops.LOAD && idx?.op === Ops.INDEX && idx.src.length === 2 &&
+          idx.src[0].op === Ops.DEFINE_GLOBAL && idx.src[0].dtype === x.dtype;
+        const e = raw ? w.r.get(idx) : undefined;
+        return e !== undefined ? `(unsigned)${e}` : `(unsigned)${bits}(${s[i]})`;
+      };
+      const pair = (i: number) => `(${half(i)} | (${half(i + 1)} << 16))`;
       const outs = [0, 1, 2, 3].map((i) => `${d}_${i}`);
       w.line(`float ${outs.map((o) => `${o} = 0.0f`).join(", ")};`);
       w.line(
