@@ -263,3 +263,29 @@ Deno.test("a long reduce is blocked by 16 under an 8x16 tile, and computes the p
   const hopts = handCodedOpts(half);
   assert.ok(hopts.length === 0 || hopts.every((o) => o.op !== OptOps.TILE || o.amount === 16));
 });
+
+Deno.test("the reduce heuristic (UNROLL, TILE, 8 rows at once) computes the plain sums and maxes", () => {
+  const r = rng(11);
+  for (const [rows, cols] of [[64, 2048], [8, 1024], [24, 3072]]) {
+    for (const kind of ["sum", "max", "exp sum"] as const) {
+      const x = Tensor.rand([rows, cols], { device: "JS" }).realize();
+      const t = kind === "sum" ? x.sum(1) : kind === "max" ? x.max(1) : x.exp().sum(1);
+      const ast = astOf(t);
+      const opts = handCodedOpts(ast);
+      assert.ok(opts.some((o) => o.op === OptOps.UNROLL), `${kind} ${rows}x${cols}: unrolled`);
+      assertSame(ast, opts, `${kind} ${rows}x${cols} (seed ${r()})`);
+    }
+  }
+});
+
+Deno.test("the heuristic tiles a padded convolution by output channels and columns, correctly", () => {
+  for (const [c, k, hw] of [[3, 8, 12], [4, 16, 10]]) {
+    const x = Tensor.rand([2, c, hw, hw], { device: "JS" }).realize();
+    const w = Tensor.rand([k, c, 3, 3], { device: "JS" }).realize();
+    const ast = astOf(x.conv2d(w, undefined, { padding: 1 }));
+    assert.ok(matmulReduce(ast), "a convolution is matmul-like (padded loads count as loads)");
+    const opts = handCodedOpts(ast);
+    assert.ok(opts.filter((o) => o.op === OptOps.UPCAST).length === 2, JSON.stringify(opts));
+    assertSame(ast, opts, `conv ${c}->${k} ${hw}x${hw}`);
+  }
+});
