@@ -557,7 +557,8 @@ export class Tensor {
   /**
    * The same values, marked so that the elementwise work producing them is recomputed where it
    * is read (in the backward pass, say) instead of kept in a buffer: less memory, more compute.
-   * RECOMPUTE=1 does this for every elementwise value.
+   * By default every elementwise value read only a few times per element is recomputed; with
+   * RECOMPUTE=0 values are stored unless marked.
    */
   recompute(): Tensor {
     return new Tensor(UOp.make(Ops.NOOP, this.dtype, [this.uop]), this.device);

@@ -83,6 +83,15 @@ Deno.test("a buffer read again eight steps later is the one long edge of a chain
 });
 
 Deno.test("forward activations held for the backward are the long edges of a training graph", () => {
+  // stored, not recomputed (the default recomputes elementwise values like these relus)
+  Deno.env.set("RECOMPUTE", "0");
+  try {
+    trainingGraphEdges();
+  } finally {
+    Deno.env.delete("RECOMPUTE");
+  }
+});
+function trainingGraphEdges(): void {
   Tensor.manualSeed(1);
   const model = { l1: new nn.Linear(16, 32), l2: new nn.Linear(32, 32), l3: new nn.Linear(32, 4) };
   const params = nn.state.getParameters(model);
@@ -113,7 +122,7 @@ Deno.test("forward activations held for the backward are the long edges of a tra
   const peak = Math.max(...r.steps.map((s) => s.aliveBytes));
   assert.equal(r.peakBytes, peak);
   assert.equal(r.steps.findIndex((s) => s.aliveBytes === peak), r.peakStep);
-});
+}
 
 /** tags balanced and nested; returns the element names in document order */
 function parseTags(svg: string): string[] {

@@ -68,13 +68,15 @@ const isLeaf = (u: UOp): boolean =>
 const isView = (u: UOp): boolean =>
   GroupOp.Movement.has(u.op) || u.op === Ops.DETACH || (u.op === Ops.NOOP && u.src.length === 1);
 
-/** RECOMPUTE=1: every elementwise value is recomputed where read, never kept in a buffer */
+/**
+ * Elementwise values are recomputed where each element is read a few times instead of kept in
+ * a buffer (less memory, and on training steps measured faster); RECOMPUTE=0 stores them
+ */
 export function recomputeAll(): boolean {
   try {
-    const v = Deno.env.get("RECOMPUTE");
-    return v !== undefined && v !== "" && v !== "0";
+    return Deno.env.get("RECOMPUTE") !== "0";
   } catch {
-    return false;
+    return true;
   }
 }
 
