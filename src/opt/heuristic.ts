@@ -11,7 +11,16 @@
 // they are. NOOPT=1 turns it off.
 import { AxisType, Ops, type UOp } from "../uop/ops.ts";
 import { PatternMatcher, UPat } from "../uop/upat.ts";
-import { applyOpt, kernelAxes, type KernelAxis, type Opt, OptError, OptOps } from "./opts.ts";
+import {
+  applyFirst,
+  applyOpt,
+  kernelAxes,
+  type KernelAxis,
+  nestedReduces,
+  type Opt,
+  OptOps,
+  outputAxes,
+} from "./opts.ts";
 import { pmExpand } from "./expand.ts";
 import { BEAM_DEVICES, beamSearch, beamWidth } from "./beam.ts";
 import type { CodegenLang } from "../codegen/index.ts";
@@ -71,11 +80,7 @@ export function handCodedOpts(sink: UOp): Opt[] {
   const axes = kernelAxes(sink);
   if (axes.some((a) => a.size === null)) return [];
   if (axes.reduce((p, a) => p * a.size!, 1) < MIN_WORK) return [];
-  const outs = axes.filter((a) => a.output && !a.reduce && a.type === AxisType.LOOP);
-  const end = sink.src[0];
-  // the END lists output loops outermost first: the last one is the contiguous output axis
-  const order = end.op === Ops.END ? end.src.slice(1) : [];
-  outs.sort((a, b) => order.indexOf(a.range) - order.indexOf(b.range));
+  const outs = outputAxes(sink, axes);
   const reduces = axes.filter((a) => red.src.slice(1).includes(a.range));
   const k = reduces.at(-1);
   const blocked = k !== undefined && k.size! >= HEURISTIC.blockFrom;
@@ -94,25 +99,12 @@ export function handCodedOpts(sink: UOp): Opt[] {
   ];
   const chosen: Opt[] = [];
   let cur = sink;
-  const tryOpts = (op: OptOps, axis: number | undefined, amounts: number[]) => {
-    if (axis === undefined) return;
-    for (const amount of amounts) {
-      const opt = { op, axis, amount };
-      try {
-        cur = applyOpt(cur, opt);
-        chosen.push(opt);
-        return;
-      } catch (e) {
-        if (!(e instanceof OptError)) throw e;
-      }
-    }
-  };
-  for (const [op, axis, amounts] of wanted) tryOpts(op, axis, amounts);
+  for (const [op, axis, amounts] of wanted) cur = applyFirst(cur, op, axis, amounts, chosen);
   // the block's own reduce loop unrolled by 2: BEAM's pick at 1024 (63 ms against 79 ms)
   if (blocked) {
     const ids = new Set(axes.map((a) => a.id));
     const inner = kernelAxes(cur).find((a) => a.type === AxisType.REDUCE && !ids.has(a.id));
-    tryOpts(OptOps.UNROLL, inner?.id, [2]);
+    applyFirst(cur, OptOps.UNROLL, inner?.id, [2], chosen);
   }
   return chosen;
 }
@@ -127,23 +119,13 @@ export const INNER_UNROLL_MAX = 64;
  * [8,16,4096,64] float16 attention 9.4x faster (1.74 s to 0.18 s); on the CPU 1.2x.
  */
 export function innerReduceUnrolls(sink: UOp): Opt[] {
-  const reds = sink.toposort().filter((u) => u.op === Ops.REDUCE);
-  const nested = new Set<UOp>();
-  for (const r of reds) {
-    for (const u of r.src[0].toposort()) if (u.op === Ops.REDUCE && u !== r) nested.add(u);
-  }
-  const axes = kernelAxes(sink), chosen: Opt[] = [];
+  const nested = [...nestedReduces(sink)];
+  const chosen: Opt[] = [];
   let cur = sink;
-  for (const a of axes) {
+  for (const a of kernelAxes(sink)) {
     if (a.type !== AxisType.REDUCE || a.size === null || a.size > INNER_UNROLL_MAX) continue;
-    if (a.size < 2 || ![...nested].some((r) => r.src.includes(a.range))) continue;
-    const opt = { op: OptOps.UNROLL, axis: a.id, amount: a.size };
-    try {
-      cur = applyOpt(cur, opt);
-      chosen.push(opt);
-    } catch (e) {
-      if (!(e instanceof OptError)) throw e;
-    }
+    if (a.size < 2 || !nested.some((r) => r.src.includes(a.range))) continue;
+    cur = applyFirst(cur, OptOps.UNROLL, a.id, [a.size], chosen);
   }
   return chosen;
 }
@@ -173,18 +155,7 @@ function reduceOpts(sink: UOp): Opt[] {
   ];
   const chosen: Opt[] = [];
   let cur = sink;
-  for (const [op, axis, amounts] of wanted) {
-    if (axis === undefined) continue;
-    for (const amount of amounts) {
-      try {
-        cur = applyOpt(cur, { op, axis, amount });
-        chosen.push({ op, axis, amount });
-        break;
-      } catch (e) {
-        if (!(e instanceof OptError)) throw e;
-      }
-    }
-  }
+  for (const [op, axis, amounts] of wanted) cur = applyFirst(cur, op, axis, amounts, chosen);
   return chosen;
 }
 

@@ -9,7 +9,15 @@ import { CUDA_LIMITS } from "../codegen/gpudims.ts";
 import { WEBGPU_LIMITS } from "../renderer/wgsl.ts";
 import { AMD_LIMITS } from "../renderer/hip.ts";
 import { AxisType, Ops, type UOp } from "../uop/ops.ts";
-import { applyOpt, kernelAxes, type KernelAxis, type Opt, OptError, OptOps } from "./opts.ts";
+import {
+  applyFirst,
+  kernelAxes,
+  type KernelAxis,
+  nestedReduces,
+  type Opt,
+  OptOps,
+  outputAxes,
+} from "./opts.ts";
 import { innerReduceUnrolls, matmulReduce } from "./heuristic.ts";
 import { tcOpts } from "./tc.ts";
 
@@ -29,29 +37,14 @@ export const ELEMENTWISE_UPCAST_FROM = 1 << 20;
 /** bytes of shared memory grouped reduces may use (of the 48 KiB any CUDA block may have) */
 export const SMEM_BUDGET = 16384;
 
-/** the first opt of `tries` that applies, applied; null when none does */
-function first(sink: UOp, tries: Opt[], chosen: Opt[]): UOp {
-  for (const opt of tries) {
-    try {
-      const s = applyOpt(sink, opt);
-      chosen.push(opt);
-      return s;
-    } catch (e) {
-      if (!(e instanceof OptError)) throw e;
-    }
-  }
-  return sink;
-}
-
-const amounts = (op: OptOps, axis: number, xs: number[]): Opt[] =>
-  xs.map((amount) => ({ op, axis, amount }));
-
 /** the reduce axes of REDUCEs that no other REDUCE's value contains */
 function outermostReduceAxes(sink: UOp, reduces: KernelAxis[]): KernelAxis[] {
-  const reds = sink.toposort().filter((u) => u.op === Ops.REDUCE);
-  const nested = new Set<UOp>();
-  for (const r of reds) for (const u of r.src[0].toposort()) if (u.op === Ops.REDUCE) nested.add(u);
-  const outer = new Set(reds.filter((r) => !nested.has(r)).flatMap((r) => r.src.slice(1)));
+  const nested = nestedReduces(sink);
+  const outer = new Set(
+    sink.toposort().filter((u) => u.op === Ops.REDUCE && !nested.has(u)).flatMap((r) =>
+      r.src.slice(1)
+    ),
+  );
   return reduces.filter((a) => outer.has(a.range));
 }
 
@@ -63,10 +56,7 @@ export function gpuOpts(sink: UOp, lim: GpuLimits): Opt[] {
   const tc = lim === CUDA_LIMITS ? tcOpts(sink) : null;
   if (tc) return tc;
   const chosen: Opt[] = [];
-  const outs = axes.filter((a) => a.output && !a.reduce && a.type === AxisType.LOOP);
-  const end = sink.src[0];
-  const order = end?.op === Ops.END ? end.src.slice(1) : [];
-  outs.sort((a, b) => order.indexOf(a.range) - order.indexOf(b.range));
+  const outs = outputAxes(sink, axes);
   const reduces = axes.filter((a) => a.reduce && a.type === AxisType.REDUCE);
   const outputs = outs.reduce((p, a) => p * a.size!, 1);
   const threads = [256, 128, 64, 32, 16].filter((t) => t <= lim.threads);
@@ -74,13 +64,13 @@ export function gpuOpts(sink: UOp, lim: GpuLimits): Opt[] {
   if (matmulReduce(sink) && outs.length >= 2 && outputs >= GROUP_BELOW) {
     const [m, n] = [outs.at(-2)!, outs.at(-1)!], k = reduces.at(-1);
     let s = sink;
-    s = first(s, amounts(OptOps.UPCAST, m.id, [4, 2]), chosen);
-    s = first(s, amounts(OptOps.UPCAST, n.id, [4, 2]), chosen);
-    if (k) s = first(s, amounts(OptOps.UNROLL, k.id, [4, 2]), chosen);
-    s = first(s, amounts(OptOps.LOCAL, n.id, [16, 8, 4]), chosen);
-    s = first(s, amounts(OptOps.LOCAL, m.id, [8, 4, 2]), chosen);
+    s = applyFirst(s, OptOps.UPCAST, m.id, [4, 2], chosen);
+    s = applyFirst(s, OptOps.UPCAST, n.id, [4, 2], chosen);
+    s = applyFirst(s, OptOps.UNROLL, k?.id, [4, 2], chosen);
+    s = applyFirst(s, OptOps.LOCAL, n.id, [16, 8, 4], chosen);
+    s = applyFirst(s, OptOps.LOCAL, m.id, [8, 4, 2], chosen);
     // 4 more columns per thread: BEAM's pick on an H100 for float32 4096^3 (8.0 ms against 18.9)
-    first(s, amounts(OptOps.UPCAST, n.id, [4, 2]), chosen);
+    applyFirst(s, OptOps.UPCAST, n.id, [4, 2], chosen);
     return chosen;
   }
   // short reduces nested in a longer one unrolled whole (attention's dot products)
@@ -89,20 +79,20 @@ export function gpuOpts(sink: UOp, lim: GpuLimits): Opt[] {
     chosen.push(...inner);
     return chosen;
   }
-  // the reduce to share is an outermost one: grouping a nested reduce would add a barrier per
-  // iteration of the loop around it
   // a big elementwise kernel: two elements per thread (BEAM's pick for a 64M add on an H100:
   // 269 us against 327 us for one)
   if (!reduces.length && outs.length && outputs >= ELEMENTWISE_UPCAST_FROM) {
-    first(sink, amounts(OptOps.UPCAST, outs.at(-1)!.id, [2]), chosen);
+    applyFirst(sink, OptOps.UPCAST, outs.at(-1)!.id, [2], chosen);
     return chosen;
   }
+  // the reduce to share is an outermost one: grouping a nested reduce would add a barrier per
+  // iteration of the loop around it
   const red = outermostReduceAxes(sink, reduces).sort((a, b) => b.size! - a.size!)[0];
   if (red && outputs < GROUP_BELOW && red.size! >= GROUP_MIN_REDUCE) {
     // each UPCAST copy of the reduce gets its own shared array: keep them within SMEM_BUDGET
     const copies = axes.filter((a) => a.type === AxisType.UPCAST).reduce((p, a) => p * a.size!, 1);
     const fit = threads.filter((t) => t * copies * 8 <= SMEM_BUDGET);
-    first(sink, amounts(OptOps.GROUP, red.id, fit), chosen);
+    applyFirst(sink, OptOps.GROUP, red.id, fit, chosen);
   }
   return chosen;
 }

@@ -275,6 +275,52 @@ export function applyOpt(sink: UOp, opt: Opt): UOp {
   return bad("unknown opt");
 }
 
+/**
+ * the first of `amounts` that applies as `op` on `axis`, applied (and pushed to `chosen`);
+ * `sink` unchanged when none does or there is no axis: how the heuristics try their picks
+ */
+export function applyFirst(
+  sink: UOp,
+  op: OptOps,
+  axis: number | undefined,
+  amounts: readonly number[],
+  chosen: Opt[],
+): UOp {
+  if (axis === undefined) return sink;
+  for (const amount of amounts) {
+    const opt = { op, axis, amount };
+    try {
+      const s = applyOpt(sink, opt);
+      chosen.push(opt);
+      return s;
+    } catch (e) {
+      if (!(e instanceof OptError)) throw e;
+    }
+  }
+  return sink;
+}
+
+/** the kernel's output LOOP axes, outermost first (the END's order): the last is contiguous */
+export function outputAxes(
+  sink: UOp,
+  axes: readonly KernelAxis[] = kernelAxes(sink),
+): KernelAxis[] {
+  const end = sink.src[0];
+  const order = end?.op === Ops.END ? end.src.slice(1) : [];
+  return axes.filter((a) => a.output && !a.reduce && a.type === AxisType.LOOP)
+    .sort((a, b) => order.indexOf(a.range) - order.indexOf(b.range));
+}
+
+/** the REDUCEs of `sink` inside another REDUCE's value (loops nested in a reduce loop) */
+export function nestedReduces(sink: UOp): Set<UOp> {
+  const nested = new Set<UOp>();
+  for (const r of sink.toposort()) {
+    if (r.op !== Ops.REDUCE) continue;
+    for (const u of r.src[0].toposort()) if (u.op === Ops.REDUCE) nested.add(u);
+  }
+  return nested;
+}
+
 /** every opt in order (the first that does not apply throws) */
 export function applyOpts(sink: UOp, opts: readonly Opt[]): UOp {
   return opts.reduce(applyOpt, sink);

@@ -12,7 +12,7 @@
 // makes the 4 elements 4 REDUCEs whose WMMAs share their sources: one mma in the CUDA source).
 import { AxisType, Ops, UOp } from "../uop/ops.ts";
 import { type DType, dtypes } from "../dtype.ts";
-import { applyOpt, kernelAxes, type Opt, OptError, OptOps } from "./opts.ts";
+import { applyFirst, kernelAxes, type Opt, OptError, OptOps } from "./opts.ts";
 
 /** the mma shape: rows of a and c, columns of b and c, and the reduce slice */
 export const TC_DIMS = { m: 16, n: 8, k: 16 } as const;
@@ -173,42 +173,21 @@ function tcEnabled(): boolean {
 
 /**
  * The heuristic's tensor-core opts for a CUDA kernel (assumed sm_80+: TC_MIN_SM), or null where
- * TC does not apply or TC=0: TC, then each warp computes a 2x2 block of mma tiles (every a and b
- * fragment it loads feeds two mmas).
+ * TC does not apply or TC=0: TC, then each warp computes a 2x16 block of mma tiles (every a and
+ * b fragment it loads feeds several mmas).
  */
 export function tcOpts(sink: UOp): Opt[] | null {
   if (!tcEnabled()) return null;
   const red = kernelAxes(sink).filter((a) => a.reduce && a.type === AxisType.REDUCE);
   if (red.length !== 1) return null;
-  const tc: Opt = { op: OptOps.TC, axis: red[0].id, amount: TC_DIMS.k };
-  let s: UOp;
-  try {
-    s = applyOpt(sink, tc);
-  } catch (e) {
-    if (e instanceof OptError) return null;
-    throw e;
-  }
-  const chosen = [tc];
+  const chosen: Opt[] = [];
+  let s = applyFirst(sink, OptOps.TC, red[0].id, [TC_DIMS.k], chosen);
+  if (!chosen.length) return null;
   const tiles = kernelAxes(s).filter((a) => a.output && a.type === AxisType.LOOP);
   // a 2x16 block of mma tiles per warp (2x2, then 8 more along the last axis): BEAM's pick on an
   // H100 for float16 4096^3, 1.8 ms against 5.7 ms for 2x2
-  const ups: [number | undefined, number[]][] = [
-    [tiles.at(-2)?.id, [2]],
-    [tiles.at(-1)?.id, [2]],
-    [tiles.at(-1)?.id, [8, 4, 2]],
-  ];
-  for (const [axis, amounts] of ups) {
-    if (axis === undefined) continue;
-    for (const amount of amounts) {
-      const up: Opt = { op: OptOps.UPCAST, axis, amount };
-      try {
-        s = applyOpt(s, up);
-        chosen.push(up);
-        break;
-      } catch (e) {
-        if (!(e instanceof OptError)) throw e;
-      }
-    }
-  }
+  s = applyFirst(s, OptOps.UPCAST, tiles.at(-2)?.id, [2], chosen);
+  s = applyFirst(s, OptOps.UPCAST, tiles.at(-1)?.id, [2], chosen);
+  applyFirst(s, OptOps.UPCAST, tiles.at(-1)?.id, [8, 4, 2], chosen);
   return chosen;
 }

@@ -114,6 +114,7 @@ class Rangeifier {
   /** output ranges of realized nodes, reduce ranges of REDUCE_AXIS nodes */
   readonly outRanges = new Map<UOp, UOp[]>();
   readonly reduceRanges = new Map<UOp, UOp[]>();
+  private readonly used = new WeakMap<IndexTuple, ReadonlySet<UOp>>();
   /** output ranges that fusion made UPCAST (registers): see `fusible` */
   readonly upcast = new Set<UOp>();
   /** elementwise nodes under a recompute() marker: always recomputed */
@@ -170,18 +171,31 @@ class Rangeifier {
     }
   }
 
-  /** how often a node read by `r` is computed per element: the loops around it it ignores */
-  private rereads(r: Request): number {
-    const used = rangesIn(r.t), open = [...r.open];
+  /** the ranges a read indexes (memoized: a tuple's expressions are walked once) */
+  private usedBy(t: IndexTuple): ReadonlySet<UOp> {
+    let u = this.used.get(t);
+    if (!u) this.used.set(t, u = rangesIn(t));
+    return u;
+  }
+
+  /**
+   * the open ranges around a read by `r` that it ignores and that would repeat it: loops that
+   * enclose one of the read's own, and output ranges (threads on a GPU, where nothing hoists);
+   * a reduce loop inside all of them costs nothing (the linearizer hoists the read out of it),
+   * nor does an axis made UPCAST
+   */
+  private repeating(r: Request): UOp[] {
+    const used = this.usedBy(r.t), open = [...r.open];
     const deepest = open.findLastIndex((o) => used.has(o));
     const outs = this.outRanges.get(r.owner) ?? [];
-    let n = 1;
-    open.forEach((o, i) => {
-      if (!used.has(o) && !this.upcast.has(o) && (i < deepest || outs.includes(o))) {
-        n *= o.src[0].arg as number;
-      }
-    });
-    return n;
+    return open.filter((o, i) =>
+      !used.has(o) && !this.upcast.has(o) && (i < deepest || outs.includes(o))
+    );
+  }
+
+  /** how often a node read by `r` is computed per element */
+  private rereads(r: Request): number {
+    return this.repeating(r).reduce((n, o) => n * (o.src[0].arg as number), 1);
   }
 
   /** the elementwise graph under a recompute() marker, down to reduces and buffers */
@@ -211,17 +225,13 @@ class Rangeifier {
     // elementwise work recomputed per enclosing iteration costs what reading it back would
     if (cost === "elementwise") return true;
     if (reqs.some((r) => r.owner !== reqs[0].owner)) return false;
+    // a loop that would repeat the reduce is fatal, unless it is an output axis small enough
+    // to become UPCAST
     const upcast = new Set<UOp>();
     const outs = this.outRanges.get(reqs[0].owner) ?? [];
     for (const r of reqs) {
-      const used = rangesIn(r.t), open = [...r.open];
-      const deepest = open.findLastIndex((o) => used.has(o));
-      for (const [i, o] of open.entries()) {
-        if (used.has(o) || this.upcast.has(o)) continue;
-        if (!outs.includes(o)) {
-          if (i > deepest) continue; // a reduce loop inside all of x's: x is hoisted out of it
-          return false;
-        }
+      for (const o of this.repeating(r)) {
+        if (!outs.includes(o)) return false;
         upcast.add(o);
       }
     }
@@ -238,14 +248,8 @@ class Rangeifier {
    */
   private liveOpen(x: UOp, r: Request): ReadonlySet<UOp> {
     if (isView(x)) return r.open;
-    const used = rangesIn(r.t), open = [...r.open];
-    const deepest = open.findLastIndex((o) => used.has(o));
-    const outs = this.outRanges.get(r.owner) ?? [];
-    return new Set(
-      open.filter((o, i) =>
-        used.has(o) || (!this.upcast.has(o) && (i < deepest || outs.includes(o)))
-      ),
-    );
+    const used = this.usedBy(r.t), repeating = new Set(this.repeating(r));
+    return new Set([...r.open].filter((o) => used.has(o) || repeating.has(o)));
   }
 
   /**
