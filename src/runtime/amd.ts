@@ -215,13 +215,13 @@ export class AmdDevice implements DeviceImpl<HipMem> {
       this.stats.memHits++;
       return p;
     }
-    const key = DiskCache.key([this.compiler.identity, spec.src]);
-    let entry = this.cache.load(key, ".hsaco");
-    if (entry) this.stats.diskHits++;
-    else {
-      entry = this.cache.store(key, ".hsaco", this.compiler.compile(spec.src, spec.name));
-      this.stats.compiled++;
-    }
+    const entry = this.cache.compiled(
+      this.compiler.identity,
+      spec.src,
+      ".hsaco",
+      () => this.compiler.compile(spec.src, spec.name),
+      this.stats,
+    );
     const mod = outPtr();
     this.hip.check(
       this.hip.sym.hipModuleLoadData(mod, entry.bytes),

@@ -143,6 +143,27 @@ export class DiskCache {
     return { path, bytes };
   }
 
+  /**
+   * the binary a compiler with `identity` makes of `src`: from disk, else compiled and stored;
+   * `stats` counts which
+   */
+  compiled(
+    identity: string,
+    src: string,
+    ext: string,
+    compile: () => Uint8Array,
+    stats: { diskHits: number; compiled: number },
+  ): CacheEntry {
+    const key = DiskCache.key([identity, src]);
+    const hit = this.load(key, ext);
+    if (hit) {
+      stats.diskHits++;
+      return hit;
+    }
+    stats.compiled++;
+    return this.store(key, ext, compile());
+  }
+
   /** store `bytes` under `key` (atomically: readers see the old entry or the whole new one) */
   store(key: string, ext: string, bytes: Uint8Array): CacheEntry {
     try {

@@ -238,13 +238,13 @@ export class CpuDevice implements DeviceImpl<HostMem> {
       this.stats.memHits++;
       return p;
     }
-    const key = this.cacheKey(spec.src);
-    let entry = this.cache.load(key, ".so");
-    if (entry) this.stats.diskHits++;
-    else {
-      entry = this.cache.store(key, ".so", this.compiler.compile(spec.src, spec.name));
-      this.stats.compiled++;
-    }
+    const entry = this.cache.compiled(
+      this.compiler.identity,
+      spec.src,
+      ".so",
+      () => this.compiler.compile(spec.src, spec.name),
+      this.stats,
+    );
     const lib = openKernel(entry.path, spec.name, spec.bufs.length, spec.vars.length);
     p = new CpuProgram(spec, lib.fn);
     this.programs.set(memKey, p);

@@ -209,13 +209,13 @@ export class CudaDevice implements DeviceImpl<CudaMem> {
       this.stats.memHits++;
       return p;
     }
-    const key = DiskCache.key([this.compiler.identity, spec.src]);
-    let entry = this.cache.load(key, ".cubin");
-    if (entry) this.stats.diskHits++;
-    else {
-      entry = this.cache.store(key, ".cubin", this.compiler.compile(spec.src, spec.name));
-      this.stats.compiled++;
-    }
+    const entry = this.cache.compiled(
+      this.compiler.identity,
+      spec.src,
+      ".cubin",
+      () => this.compiler.compile(spec.src, spec.name),
+      this.stats,
+    );
     const mod = outPtr();
     this.cu.check(this.cu.sym.cuModuleLoadData(mod, entry.bytes), `cuModuleLoadData(${spec.name})`);
     const fn = outPtr();
