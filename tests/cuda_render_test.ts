@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { dtypes, Ops, Tensor, UOp } from "../mod.ts";
 import { lowerKernel, type ProgramSpec, toProgram } from "../src/codegen/index.ts";
 import { chooseDims, CUDA_LIMITS } from "../src/codegen/gpudims.ts";
+import { findNvcc } from "./support/nvcc.ts";
 
 const f32 = dtypes.float32;
 const kernelsOf = (t: Tensor): UOp[] => t.schedule().map((s) => s.ast);
@@ -159,21 +160,6 @@ Deno.test("CUDA kernels declare their block size and index threads by blockIdx/t
   const [sum] = kernelsOf(Tensor.rand([33, 1031]).sum(1));
   assert.match(toProgram(sum, "cuda").src, /for \(int Ridx\d+ = 0; Ridx\d+ < 1031;/);
 });
-
-function findNvcc(): string | null {
-  for (const c of [Deno.env.get("NVCC"), "nvcc", "/usr/local/cuda/bin/nvcc"]) {
-    if (!c) continue;
-    try {
-      if (
-        new Deno.Command(c, { args: ["--version"], stdout: "null", stderr: "null" }).outputSync()
-          .success
-      ) {
-        return c;
-      }
-    } catch { /* not this one */ }
-  }
-  return null;
-}
 
 const nvcc = findNvcc();
 if (!nvcc) console.log("cuda_render_test: nvcc not found: SKIPPING the sm_90 compile check");

@@ -12,20 +12,13 @@ import { Buffer, webgpuReady } from "../src/runtime/device.ts";
 import { kernelAxes, type Opt, OptError, OptOps } from "../src/opt/opts.ts";
 import { withOpts } from "../src/opt/heuristic.ts";
 import { loopCap } from "../src/runtime/webgpu.ts";
+import { seededRandom } from "./support/fixtures.ts";
 
 await webgpuReady();
 const DEVICES: [string, CodegenLang][] = [["JS", "js"], ["CPU", "c"]];
 if (Device.list().includes("WEBGPU")) DEVICES.push(["WEBGPU", "wgsl"]);
 else console.log("opt_gpu_test: WEBGPU not available here: checked on JS and CPU only");
 console.log(`opt_gpu_test: devices ${DEVICES.map((d) => d[0]).join(", ")}`);
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13, s >>>= 0, s ^= s >>> 17, s ^= s << 5, s >>>= 0;
-    return s / 2 ** 32;
-  };
-}
 
 const astOf = (t: Tensor): UOp => {
   const s = t.schedule();
@@ -35,7 +28,7 @@ const astOf = (t: Tensor): UOp => {
 
 async function run(ast: UOp, dev: string, lang: CodegenLang, seed: number): Promise<Float32Array> {
   const spec = toProgram(ast, lang, { checkBounds: true });
-  const r = rng(seed);
+  const r = seededRandom(seed);
   const bufs = spec.bufs.map((b) => {
     const buf = new Buffer(dev, b.dtype, b.size);
     buf.copyin(Float32Array.from({ length: b.size }, () => r() * 2 - 1));
@@ -64,7 +57,7 @@ async function assertSame(ast: UOp, opts: readonly Opt[], what: string): Promise
 const js = { device: "JS" } as const;
 
 Deno.test("GROUP, GROUPTOP and LOCAL reductions match the unoptimized kernel", async () => {
-  const r = rng(5);
+  const r = seededRandom(5);
   const cases: [number[], number, OptOps[]][] = [];
   for (let t = 0; t < 6; t++) {
     const rows = [1, 3, 4, 8][Math.floor(r() * 4)];

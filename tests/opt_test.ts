@@ -9,17 +9,9 @@ import { lowerKernel, toProgram } from "../src/codegen/index.ts";
 import { Buffer, Device } from "../src/runtime/device.ts";
 import { applyOpt, kernelAxes, MAX_COPIES, type Opt, OptError, OptOps } from "../src/opt/opts.ts";
 import { handCodedOpts, matmulReduce, withOpts } from "../src/opt/heuristic.ts";
+import { seededRandom } from "./support/fixtures.ts";
 
 const DEVICES = [["JS", "js"], ["CPU", "c"]] as const;
-
-/** a seeded generator (xorshift32) in [0, 1) */
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13, s >>>= 0, s ^= s >>> 17, s ^= s << 5, s >>>= 0;
-    return s / 2 ** 32;
-  };
-}
 
 const astOf = (t: Tensor): UOp => {
   const s = t.schedule();
@@ -30,7 +22,7 @@ const astOf = (t: Tensor): UOp => {
 /** run a kernel AST (opts already applied) on `dev` with random float32 inputs; slot 0 out */
 function run(ast: UOp, dev: string, lang: "js" | "c", seed: number): Float32Array {
   const spec = toProgram(ast, lang, { checkBounds: true });
-  const r = rng(seed);
+  const r = seededRandom(seed);
   const bufs = spec.bufs.map((b) => {
     assert.equal(b.dtype, dtypes.float32);
     const buf = new Buffer(dev, b.dtype, b.size);
@@ -64,7 +56,7 @@ const matmul = (m: number, k: number, n: number): UOp =>
   astOf(Tensor.rand([m, k], { device: "JS" }).matmul(Tensor.rand([k, n], { device: "JS" })));
 
 Deno.test("UPCAST, UNROLL and their combinations match the unoptimized matmul (random shapes)", () => {
-  const r = rng(42);
+  const r = seededRandom(42);
   const dims = [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 16, 17, 24, 32];
   const pick = () => dims[Math.floor(r() * dims.length)];
   let applied = 0, rejected = 0;
@@ -265,7 +257,7 @@ Deno.test("a long reduce is blocked by 16 under an 8x16 tile, and computes the p
 });
 
 Deno.test("the reduce heuristic (UNROLL, TILE, 8 rows at once) computes the plain sums and maxes", () => {
-  const r = rng(11);
+  const r = seededRandom(11);
   for (const [rows, cols] of [[64, 2048], [8, 1024], [24, 3072]]) {
     for (const kind of ["sum", "max", "exp sum"] as const) {
       const x = Tensor.rand([rows, cols], { device: "JS" }).realize();

@@ -12,6 +12,7 @@ import { withOpts } from "../src/opt/heuristic.ts";
 import { gpuOpts } from "../src/opt/heuristic_gpu.ts";
 import { CUDA_LIMITS } from "../src/codegen/gpudims.ts";
 import { AMD_LIMITS } from "../src/renderer/hip.ts";
+import { findNvcc } from "./support/nvcc.ts";
 
 const half = (shape: number[], dt: DType) => Tensor.rand(shape).cast(dt).realize();
 const astOf = (t: Tensor): UOp => t.schedule().at(-1)!.ast;
@@ -166,16 +167,6 @@ Deno.test("renderers other than CUDA refuse tensor cores", () => {
   }
 });
 
-function findNvcc(): string | null {
-  for (const c of [Deno.env.get("NVCC"), "nvcc", "/usr/local/cuda/bin/nvcc"]) {
-    if (!c) continue;
-    try {
-      const r = new Deno.Command(c, { args: ["--version"], stdout: "null", stderr: "null" });
-      if (r.outputSync().success) return c;
-    } catch { /* not this one */ }
-  }
-  return null;
-}
 const nvcc = findNvcc();
 if (!nvcc) console.log("tc_test: nvcc not found: SKIPPING the sm_90 compile check");
 

@@ -8,20 +8,13 @@ import { lowerKernel, toProgram } from "../src/codegen/index.ts";
 import { Buffer, Device } from "../src/runtime/device.ts";
 import { applyOpt, kernelAxes, type Opt, OptError, OptOps } from "../src/opt/opts.ts";
 import { withOpts } from "../src/opt/heuristic.ts";
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13, s >>>= 0, s ^= s >>> 17, s ^= s << 5, s >>>= 0;
-    return s / 2 ** 32;
-  };
-}
+import { seededRandom } from "./support/fixtures.ts";
 
 const astOf = (t: Tensor): UOp => t.schedule().at(-1)!.ast;
 
 function run(ast: UOp, dev: string, lang: "js" | "c"): Float32Array {
   const spec = toProgram(ast, lang, { checkBounds: true });
-  const r = rng(3);
+  const r = seededRandom(3);
   const bufs = spec.bufs.map((b) => {
     const buf = new Buffer(dev, b.dtype, b.size);
     buf.copyin(Float32Array.from({ length: b.size }, () => r() * 2 - 1));
@@ -49,7 +42,7 @@ const matmul = (m: number, k: number, n: number): UOp =>
 const T = OptOps.TILE, U = OptOps.UPCAST, R = OptOps.UNROLL;
 
 Deno.test("TILE on output and reduce axes matches the unoptimized matmul (random shapes)", () => {
-  const r = rng(11), dims = [4, 6, 8, 9, 12, 16, 20, 24];
+  const r = seededRandom(11), dims = [4, 6, 8, 9, 12, 16, 20, 24];
   const pick = () => dims[Math.floor(r() * dims.length)];
   let applied = 0, rejected = 0;
   for (let t = 0; t < 6; t++) {

@@ -4,21 +4,14 @@
 import assert from "node:assert/strict";
 import { Device, type DType, dtypes, Tensor } from "../../mod.ts";
 import { toProgram } from "../../src/codegen/index.ts";
+import { seededRandom } from "../support/fixtures.ts";
 
 const enabled = Deno.env.get("TG_GPU_TESTS") === "1";
 if (!enabled) console.log("tc_test (gpu): SKIPPED (set TG_GPU_TESTS=1 on a machine with a GPU)");
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13, s >>>= 0, s ^= s >>> 17, s ^= s << 5, s >>>= 0;
-    return s / 2 ** 32;
-  };
-}
-
 /** a [rows, cols] tensor of random 16-bit values on `device` */
 function half(rows: number, cols: number, dt: DType, device: string, seed: number): Tensor {
-  const r = rng(seed);
+  const r = seededRandom(seed);
   const data = Array.from({ length: rows * cols }, () => r() * 2 - 1);
   return Tensor.from(data, { dtype: dtypes.float32, device }).reshape([rows, cols]).cast(dt)
     .realize();
