@@ -3,6 +3,7 @@
 // device and cost tens of microseconds); when an allocation fails the cache is released first,
 // and an out-of-memory error names the sizes. The runtime supplies the raw calls.
 import type { Allocator, DeviceHandle, ProgramSpec } from "./device.ts";
+import { checkArgs } from "./js.ts";
 
 /** device memory: a device pointer and its size */
 export class GpuMem implements DeviceHandle {
@@ -142,12 +143,7 @@ export class KernelParams {
   /** check `bufs` and `vars` against the spec and write them into the block */
   fill(bufs: readonly GpuMem[], vars: readonly number[]): void {
     const spec = this.spec;
-    if (bufs.length !== spec.bufs.length || vars.length !== spec.vars.length) {
-      throw new Error(
-        `kernel '${spec.name}' takes ${spec.bufs.length} buffers and ${spec.vars.length} ` +
-          `variables (${spec.vars.join(", ")}), got ${bufs.length} and ${vars.length}`,
-      );
-    }
+    checkArgs(spec, bufs.length, vars);
     for (let i = 0; i < bufs.length; i++) {
       const b = spec.bufs[i], need = b.size * b.dtype.itemsize, h = bufs[i];
       if (!(h instanceof this.Mem) || h.nbytes < need) {
@@ -160,13 +156,6 @@ export class KernelParams {
       }
       this.view.setBigUint64(8 * i, h.ptr, true);
     }
-    for (let i = 0; i < vars.length; i++) {
-      if (!Number.isInteger(vars[i]) || vars[i] < -(2 ** 31) || vars[i] >= 2 ** 31) {
-        throw new Error(
-          `kernel '${spec.name}': variable ${spec.vars[i]} = ${vars[i]} is not an int32`,
-        );
-      }
-      this.view.setInt32(8 * (bufs.length + i), vars[i], true);
-    }
+    for (let i = 0; i < vars.length; i++) this.view.setInt32(8 * (bufs.length + i), vars[i], true);
   }
 }

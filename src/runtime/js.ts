@@ -109,12 +109,7 @@ export function checkLaunch(
   bufs: readonly HostMem[],
   vars: readonly number[],
 ): void {
-  if (bufs.length !== spec.bufs.length || vars.length !== spec.vars.length) {
-    throw new Error(
-      `kernel '${spec.name}' takes ${spec.bufs.length} buffers and ${spec.vars.length} ` +
-        `variables (${spec.vars.join(", ")}), got ${bufs.length} and ${vars.length}`,
-    );
-  }
+  checkArgs(spec, bufs.length, vars);
   for (let i = 0; i < bufs.length; i++) {
     const b = spec.bufs[i];
     const need = b.size * b.dtype.itemsize;
@@ -124,6 +119,16 @@ export function checkLaunch(
           `got a ${bufs[i].bytes.byteLength}-byte buffer`,
       );
     }
+  }
+}
+
+/** the launch passes as many buffers and variables as the kernel takes, the variables int32 */
+export function checkArgs(spec: ProgramSpec, nbufs: number, vars: readonly number[]): void {
+  if (nbufs !== spec.bufs.length || vars.length !== spec.vars.length) {
+    throw new Error(
+      `kernel '${spec.name}' takes ${spec.bufs.length} buffers and ${spec.vars.length} ` +
+        `variables (${spec.vars.join(", ")}), got ${nbufs} and ${vars.length}`,
+    );
   }
   for (let i = 0; i < vars.length; i++) {
     const v = vars[i];
