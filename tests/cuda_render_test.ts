@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import { dtypes, Ops, Tensor, UOp } from "../mod.ts";
 import { lowerKernel, type ProgramSpec, toProgram } from "../src/codegen/index.ts";
 import { chooseDims, CUDA_LIMITS } from "../src/codegen/gpudims.ts";
-import { findNvcc } from "./support/nvcc.ts";
+import { findNvcc, nvccCubin } from "./support/nvcc.ts";
+import { evalInt } from "./support/eval_index.ts";
 
 const f32 = dtypes.float32;
 const kernelsOf = (t: Tensor): UOp[] => t.schedule().map((s) => s.ast);
@@ -78,26 +79,6 @@ Deno.test("gpudims keeps every launch inside CUDA's grid and block limits", () =
   assert.deepEqual(chooseDims([70001, 3]).groups.length, 1);
   assert.throws(() => chooseDims([2 ** 31, 2 ** 10]), /exceed the grid limits/);
 });
-
-/** integer value of an index expression under an assignment of SPECIALs */
-function evalInt(u: UOp, env: Map<UOp, number>): number {
-  const v = env.get(u);
-  if (v !== undefined) return v;
-  const s = u.src.map((x) => evalInt(x, env));
-  switch (u.op) {
-    case Ops.CONST:
-      return Number(u.arg);
-    case Ops.ADD:
-      return s[0] + s[1];
-    case Ops.MUL:
-      return s[0] * s[1];
-    case Ops.IDIV:
-      return Math.trunc(s[0] / s[1]);
-    case Ops.MOD:
-      return s[0] % s[1];
-  }
-  throw new Error(`evalInt: ${Ops[u.op]} in an output index`);
-}
 
 Deno.test("each thread of the launch stores a distinct output element and all are stored", () => {
   // elementwise kernels over shapes that divide, do not divide (guard), and need merging
@@ -183,21 +164,10 @@ Deno.test({
       parts.push(text);
       line += text.split("\n").length - 1;
     }
-    const dir = await Deno.makeTempDir({ prefix: "tg-nvcc-" });
-    try {
-      await Deno.writeTextFile(`${dir}/suite.cu`, parts.join(""));
-      const out = await new Deno.Command(nvcc!, {
-        args: ["-cubin", "-arch=sm_90", "-o", `${dir}/suite.cubin`, `${dir}/suite.cu`],
-        stderr: "piped",
-      }).output();
-      const err = new TextDecoder().decode(out.stderr);
-      const where = (l: number) => starts.filter((s) => s.line <= l).at(-1)?.label ?? "?";
-      const annotated = err.replace(/suite\.cu\((\d+)\)/g, (m, l) => `${m} [${where(Number(l))}]`);
-      assert.ok(out.success, `nvcc failed:\n${annotated}`);
-      assert.ok((await Deno.stat(`${dir}/suite.cubin`)).size > 0);
-      assert.ok(ps.length >= 20, `only ${ps.length} kernels`);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    const { ok, log } = await nvccCubin(nvcc!, parts.join(""));
+    const where = (l: number) => starts.filter((s) => s.line <= l).at(-1)?.label ?? "?";
+    const annotated = log.replace(/k\.cu\((\d+)\)/g, (m, l) => `${m} [${where(Number(l))}]`);
+    assert.ok(ok, `nvcc failed:\n${annotated}`);
+    assert.ok(ps.length >= 20, `only ${ps.length} kernels`);
   },
 });

@@ -12,7 +12,8 @@ import { withOpts } from "../src/opt/heuristic.ts";
 import { gpuOpts } from "../src/opt/heuristic_gpu.ts";
 import { CUDA_LIMITS } from "../src/codegen/gpudims.ts";
 import { AMD_LIMITS } from "../src/renderer/hip.ts";
-import { findNvcc } from "./support/nvcc.ts";
+import { findNvcc, nvccCubin } from "./support/nvcc.ts";
+import { evalInt } from "./support/eval_index.ts";
 
 const half = (shape: number[], dt: DType) => Tensor.rand(shape).cast(dt).realize();
 const astOf = (t: Tensor): UOp => t.schedule().at(-1)!.ast;
@@ -23,26 +24,6 @@ const tcOpt = (ast: UOp): Opt => ({
   axis: kernelAxes(ast).find((a) => a.reduce)!.id,
   amount: 16,
 });
-
-/** integer value of an index expression under an assignment of SPECIALs */
-function evalInt(u: UOp, env: Map<UOp, number>): number {
-  const v = env.get(u);
-  if (v !== undefined) return v;
-  const s = u.src.map((x) => evalInt(x, env));
-  switch (u.op) {
-    case Ops.CONST:
-      return Number(u.arg);
-    case Ops.ADD:
-      return s[0] + s[1];
-    case Ops.MUL:
-      return s[0] * s[1];
-    case Ops.IDIV:
-      return Math.trunc(s[0] / s[1]);
-    case Ops.MOD:
-      return s[0] % s[1];
-  }
-  throw new Error(`evalInt: ${Ops[u.op]} in an index`);
-}
 
 /** the buffer index a LOAD (through casts) reads */
 const loadIndex = (u: UOp): UOp => (u.op === Ops.CAST ? loadIndex(u.src[0]) : u.src[0].src[1]);
@@ -185,17 +166,7 @@ Deno.test({
       .join("");
     // 64x32 outputs: the heuristic gives each warp a 2x4 block of tiles (2x2, then 2 more)
     assert.equal(src.match(/mma\.sync/g)?.length, 1 + 8 + 1 + 8, "TC alone, TC with a 2x4 tile");
-    const dir = await Deno.makeTempDir({ prefix: "tg-tc-" });
-    try {
-      await Deno.writeTextFile(`${dir}/tc.cu`, src);
-      const out = await new Deno.Command(nvcc!, {
-        args: ["-cubin", "-arch=sm_90", "-o", `${dir}/tc.cubin`, `${dir}/tc.cu`],
-        stderr: "piped",
-      }).output();
-      assert.ok(out.success, `nvcc failed:\n${new TextDecoder().decode(out.stderr)}\n${src}`);
-      assert.ok((await Deno.stat(`${dir}/tc.cubin`)).size > 0);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    const { ok, log } = await nvccCubin(nvcc!, src);
+    assert.ok(ok, `nvcc failed:\n${log}\n${src}`);
   },
 });
