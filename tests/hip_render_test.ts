@@ -5,50 +5,14 @@
 // A target the installed hiprtc's LLVM does not know aborts the process (ROCm 5.2, Debian 12's,
 // predates gfx1100 and gfx942), so each target is first tried in a child process.
 import assert from "node:assert/strict";
-import { Device, dtypes, Tensor, type UOp } from "../mod.ts";
-import { type ProgramSpec, toProgram } from "../src/codegen/index.ts";
+import { Device } from "../mod.ts";
 import { chooseDims } from "../src/codegen/gpudims.ts";
 import { AMD_LIMITS } from "../src/renderer/hip.ts";
 import { HiprtcError, LibHiprtc } from "../src/runtime/ffi/hiprtc.ts";
 import { hipDeviceArchName } from "../src/runtime/ffi/hip.ts";
+import { suitePrograms } from "./support/gpu_suite.ts";
 
-const f32 = dtypes.float32;
-const kernelsOf = (t: Tensor): UOp[] => t.schedule().map((s) => s.ast);
-
-/** the op-suite programs of tests/cuda_render_test.ts, built through the public API */
-function suite(): [string, Tensor][] {
-  const a = Tensor.rand([33, 1031]), b = Tensor.rand([1031, 64]), c = Tensor.rand([16, 16]);
-  const x4 = Tensor.rand([3, 5, 7, 11]);
-  const i = Tensor.arange(0, 1000, 1, { dtype: dtypes.int32 }).reshape([10, 100]);
-  const h = c.cast(dtypes.float16), bf = c.cast(dtypes.bfloat16);
-  return [
-    ["add", a.add(1).mul(a)],
-    ["exp log sqrt sin", a.exp().add(a.log()).add(a.sqrt()).add(a.sin())],
-    ["where inf", a.lt(0.5).where(a, Infinity)],
-    ["sum rows", a.sum(1)],
-    ["sum all", a.sum()],
-    ["max", a.max(0)],
-    ["matmul", a.matmul(b)],
-    ["softmax", a.softmax(1)],
-    ["pad", a.pad([[1, 1], [2, 2]])],
-    ["transpose", a.T.contiguous()],
-    ["4-d permute", x4.permute([3, 1, 0, 2]).contiguous()],
-    ["int idiv mod", i.idiv(i.add(-3)).add(i.mod(7))],
-    ["float16 math", h.mul(2).add(h.exp())],
-    ["float16 matmul", h.matmul(h)],
-    ["bfloat16", bf.mul(bf).sum(1)],
-    ["float64 to float16", c.cast(dtypes.float64).mul(1.5).cast(dtypes.float16)],
-    ["float64 to bfloat16", c.cast(dtypes.float64).cast(dtypes.bfloat16)],
-    ["bitcast", c.bitcast(dtypes.int32).add(1)],
-    ["bool", c.gt(0.5).logicalNot().cast(f32)],
-  ];
-}
-
-function programs(): { label: string; p: ProgramSpec }[] {
-  return suite().flatMap(([label, t]) =>
-    kernelsOf(t).map((ast, k) => ({ label: `${label} #${k}`, p: toProgram(ast, "hip") }))
-  );
-}
+const programs = () => suitePrograms("hip");
 
 Deno.test("HIP kernels declare their block size, index by blockIdx/threadIdx, carry no PTX", () => {
   const ps = programs();
