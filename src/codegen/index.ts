@@ -14,6 +14,7 @@ import { WEBGPU_LIMITS, WGSLRenderer } from "../renderer/wgsl.ts";
 import type { CStyleRenderer } from "../renderer/c.ts";
 import { CUDA_LIMITS, gpuDims, type GpuLimits, type LaunchDims } from "./gpudims.ts";
 import { pmOptimize } from "../opt/heuristic.ts";
+import { pmTranscendental } from "./transcendental.ts";
 
 export type { ProgramBuf, ProgramSpec } from "./program.ts";
 export { linearize } from "./linearize.ts";
@@ -31,6 +32,8 @@ type Pass = readonly [name: string, pm: PatternMatcher<LowerCtx>];
 /** the rewrites before linearizing, in order */
 export const passes: readonly Pass[] = [
   ["optimize", pmOptimize],
+  // C only: EXP2/LOG2 as plain ops, so that their loops vectorize (src/codegen/transcendental.ts)
+  ["transcendental", pmTranscendental],
   ["symbolic", symbolic],
   ["lower reduces", pmLowerReduce],
 ];
