@@ -83,13 +83,19 @@ export function handCodedOpts(sink: UOp): Opt[] {
   const outs = outputAxes(sink, axes);
   const reduces = axes.filter((a) => red.src.slice(1).includes(a.range));
   const k = reduces.at(-1);
-  const blocked = k !== undefined && k.size! >= HEURISTIC.blockFrom;
   // the outer tile axis is one the other operand indexes and the inner one's operand does not,
   // so both loads are reused: a matmul's rows; a convolution's output channels, not its rows
   const inner = outs.at(-1);
-  const [x, y] = unCast(red.src[0]).src.map((s) => new Set(s.toposort()));
+  const factors = unCast(red.src[0]).src;
+  const [x, y] = factors.map((s) => new Set(s.toposort()));
   const uses = (o: Set<UOp>, a: KernelAxis) => o.has(a.range);
   const other = inner && (uses(x, inner) ? y : x), own = inner && (uses(x, inner) ? x : y);
+  // a packed operand (src/tensor/nnfunc.ts: rows of the tile's columns contiguous) streams
+  // through the cache whole: no block
+  const ownLoad = inner && factors[uses(x, inner) ? 0 : 1];
+  const step = k !== undefined && ownLoad !== undefined ? strideAlong(ownLoad, k.range) : null;
+  const packed = step !== null && step <= HEURISTIC.inner[0];
+  const blocked = k !== undefined && k.size! >= HEURISTIC.blockFrom && !packed;
   const outer = outs.slice(0, -1).reverse().find((a) => uses(other!, a) && !uses(own!, a)) ??
     outs.at(-2);
   const wanted: [OptOps, number | undefined, number[]][] = [
@@ -107,6 +113,19 @@ export function handCodedOpts(sink: UOp): Opt[] {
     applyFirst(cur, OptOps.UNROLL, inner?.id, [2], chosen);
   }
   return chosen;
+}
+
+/** how far apart in its buffer `load` reads consecutive steps of `r` (null: not a constant) */
+function strideAlong(load: UOp, r: UOp): number | null {
+  const ld = unCast(load);
+  const idx = ld.op === Ops.LOAD ? ld.src[0] : null;
+  if (idx?.op !== Ops.INDEX || idx.src.length < 2) return null;
+  const zero = new Map(
+    idx.src[1].toposort().filter((u) => u.op === Ops.RANGE).map((u) => [u, u.constLike(0)]),
+  );
+  const at = (v: number) => idx.src[1].substitute(new Map([...zero, [r, r.constLike(v)]]));
+  const d = at(1).sub(at(0)).simplify();
+  return d.op === Ops.CONST ? Number(d.arg) : null;
 }
 
 /** the longest reduce nested in another that is unrolled whole */
