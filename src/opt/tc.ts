@@ -133,10 +133,16 @@ function rebuild(
         [k, kAt((e & 1) + (e >= 4 ? 8 : 0))],
       ]),
     ));
+  // column c (0..7) of n tile j is output column col(j, c). Plain: 8j + c. Where N allows,
+  // tiles go in groups of 8 whose columns interleave: col = 64*(j/8) + 8c + j%8, so the b
+  // elements a lane needs for 8 tiles (column c of each) are 8 adjacent values of a row of b,
+  // one 16-byte load (src/renderer/wide_loads.ts) instead of 8 two-byte ones
+  const col = sizeOf(n)! % (8 * TC_DIMS.n) === 0
+    ? (c: UOp) => no.idiv(8).mul(8 * TC_DIMS.n).add(c.mul(8)).add(no.mod(8))
+    : (c: UOp) => no.mul(TC_DIMS.n).add(c);
   const bVals = Array.from(
     { length: 4 },
-    (_, e) =>
-      b.substitute(new Map([[n, no.mul(TC_DIMS.n).add(g)], [k, kAt((e & 1) + (e >= 2 ? 8 : 0))]])),
+    (_, e) => b.substitute(new Map([[n, col(g)], [k, kAt((e & 1) + (e >= 2 ? 8 : 0))]])),
   );
   const wmma = UOp.make(Ops.WMMA, dtypes.float32, [...aVals, ...bVals, elem], [
     TC_DIMS.m,
@@ -149,7 +155,7 @@ function rebuild(
   const idx = st.src[0].substitute(
     new Map([
       [m, mo.mul(TC_DIMS.m).add(g).add(elem.idiv(2).mul(8))],
-      [n, no.mul(TC_DIMS.n).add(t.mul(2)).add(elem.mod(2))],
+      [n, col(t.mul(2).add(elem.mod(2)))],
     ]),
   );
   // the casts between the sum and the store stay (a float16 rounding before a float32 store)

@@ -300,6 +300,14 @@ export class CStyleRenderer {
     return `${name}(${x})`;
   }
 
+  /**
+   * a load the renderer reads as part of a wider one (its value's name, after lines loading the
+   * wide word where this is the first of its loads), or undefined for a plain load
+   */
+  wideLoad(_u: UOp, _access: string, _w: RenderWalk): string | undefined {
+    return undefined;
+  }
+
   /** an element of a tensor-core product (src/opt/tc.ts): its name, after lines computing it */
   wmma(_u: UOp, _s: string[], _w: RenderWalk): string {
     throw new Error(`${this.constructor.name}: tensor cores (WMMA) are CUDA only`);
@@ -397,6 +405,11 @@ export class CStyleRenderer {
           const idx = u.src[0];
           if (idx.src[0].op === Ops.DEFINE_REG) {
             r.set(u, s[0]);
+            break;
+          }
+          const wide = this.wideLoad(u, s[0], w);
+          if (wide !== undefined) {
+            r.set(u, wide);
             break;
           }
           // shared memory holds values, not the storage form of global buffers

@@ -6,6 +6,7 @@ import { type DType, dtypes } from "../dtype.ts";
 import type { LinearProgram } from "../codegen/linearize.ts";
 import type { ProgramBuf } from "../codegen/program.ts";
 import { CStyleRenderer, type RenderInput, type RenderWalk } from "./c.ts";
+import { planWideLoads, type WideWord } from "./wide_loads.ts";
 
 const AXES = ["x", "y", "z"];
 
@@ -37,6 +38,13 @@ export class CUDARenderer extends CStyleRenderer {
   private specials: UOp[] = [];
   /** the mma of each group of WMMA operands rendered so far: its output variables' prefix */
   private mmas = new Map<string, string>();
+  /** each group's accumulator variables, by element (WMMAs that add into an accumulator) */
+  private mmaAccs = new Map<string, string[]>();
+  /** the wide word each load is part of, and the variable of each word loaded so far */
+  private words = new Map<UOp, WideWord>();
+  private wordNames = new Map<WideWord, string>();
+  /** a load's stored bits (its storage type), for loads read out of a wide word */
+  private bits = new Map<UOp, string>();
 
   /** `localSize`: the block the kernel is launched with (threads per dimension) */
   constructor(readonly localSize: readonly number[] = [1, 1, 1]) {
@@ -107,6 +115,31 @@ export class CUDARenderer extends CStyleRenderer {
     this.helpers.set("tg_f16", F16);
   }
 
+  override wideLoad(u: UOp, access: string, w: RenderWalk): string | undefined {
+    const word = this.words.get(u);
+    if (!word) return undefined;
+    let name = this.wordNames.get(word);
+    if (name === undefined) {
+      name = w.fresh("wide");
+      this.wordNames.set(word, name);
+      const ty = word.bytes === 16 ? "uint4" : word.bytes === 8 ? "uint2" : "unsigned";
+      const at = word.first ? `(&${access} - ${word.first})` : `&${access}`;
+      w.line(`const ${ty} ${name} = *((const ${ty}*)${at});`);
+    }
+    const i = word.loads.indexOf(u), size = u.dtype.itemsize;
+    const at = (i * size) >> 2, shift = ((i * size) & 3) * 8;
+    const part = word.bytes === 4 ? name : `${name}.${"xyzw"[at]}`;
+    const raw = size === 2
+      ? `((unsigned short)(${shift ? `${part} >> ${shift}` : part}))`
+      : u.dtype === dtypes.float32
+      ? `__uint_as_float(${part})`
+      : `((${this.storageType(u.dtype)})${part})`;
+    this.bits.set(u, raw);
+    const v = w.fresh("val");
+    w.line(this.declare(u.dtype, v, this.loadValue(u.dtype, raw), false));
+    return v;
+  }
+
   /**
    * The WMMAs of one mma share their 12 operands and differ in the element read: the first one
    * met emits the mma (inline PTX, zero accumulator) into 4 floats, each names its own.
@@ -118,7 +151,7 @@ export class CUDARenderer extends CStyleRenderer {
     if (elem.op !== Ops.CONST) {
       throw new Error("CUDARenderer: a WMMA's element is not a constant (UPCAST not expanded)");
     }
-    const key = u.src.slice(0, 12).map((x) => x.id).join(",");
+    const key = wmmaKey(u);
     let d = this.mmas.get(key);
     if (d === undefined) {
       d = w.fresh("mma");
@@ -132,12 +165,14 @@ export class CUDARenderer extends CStyleRenderer {
         const x = u.src[i], idx = x.src[0];
         const raw = x.op === Ops.LOAD && idx?.op === Ops.INDEX && idx.src.length === 2 &&
           idx.src[0].op === Ops.DEFINE_GLOBAL && idx.src[0].dtype === x.dtype;
-        const e = raw ? w.r.get(idx) : undefined;
+        const e = this.bits.get(x) ?? (raw ? w.r.get(idx) : undefined);
         return e !== undefined ? `(unsigned)${e}` : `(unsigned)${bits}(${s[i]})`;
       };
       const pair = (i: number) => `(${half(i)} | (${half(i + 1)} << 16))`;
       const outs = [0, 1, 2, 3].map((i) => `${d}_${i}`);
-      w.line(`float ${outs.map((o) => `${o} = 0.0f`).join(", ")};`);
+      // the mma adds into the accumulators its WMMAs carry (src/codegen/lower.ts), else into 0
+      const accs = this.mmaAccs.get(key);
+      w.line(`float ${outs.map((o, i) => `${o} = ${accs?.[i] ?? "0.0f"}`).join(", ")};`);
       w.line(
         `asm("mma.sync.aligned.m16n8k16.row.col.f32.${ty}.${ty}.f32 {%0, %1, %2, %3}, ` +
           `{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};" : ${
@@ -202,8 +237,41 @@ export class CUDARenderer extends CStyleRenderer {
       sub.set(u, UOp.variable(name, 0, u.vmax));
     }
     this.specials.sort((a, b) => (a.arg as string).localeCompare(b.arg as string));
-    return super.render(sub.size ? { ...inp, lin: substituteLinear(inp.lin, sub) } : inp);
+    const lin = sub.size ? substituteLinear(inp.lin, sub) : inp.lin;
+    this.mmaAccs = accumulatorsOf(lin.uops);
+    // HIP renders through this class too; its vector types need hip headers
+    const plain = Object.getPrototypeOf(this) === CUDARenderer.prototype;
+    this.words = plain ? planWideLoads(lin) : new Map();
+    this.wordNames = new Map();
+    this.bits = new Map();
+    return super.render({ ...inp, lin });
   }
+}
+
+/** the WMMAs of one mma share their 12 operands */
+const wmmaKey = (u: UOp): string => u.src.slice(0, 12).map((x) => x.id).join(",");
+
+/**
+ * the accumulator (a DEFINE_REG, rendered acc<id>) of each element of each mma, where every
+ * element of it adds into one: read before the mma, so all four are known when the first
+ * element is met
+ */
+function accumulatorsOf(uops: readonly UOp[]): Map<string, string[]> {
+  const groups = new Map<string, (string | undefined)[]>();
+  for (const u of uops) {
+    if (u.op !== Ops.WMMA) continue;
+    const key = wmmaKey(u), accs = groups.get(key) ?? [undefined, undefined, undefined, undefined];
+    groups.set(key, accs);
+    const reg = u.src[13]?.src[0]?.src[0];
+    if (reg?.op === Ops.DEFINE_REG && u.src[12].op === Ops.CONST) {
+      accs[u.src[12].arg as number] = `acc${(reg.arg as [number])[0]}`;
+    }
+  }
+  const out = new Map<string, string[]>();
+  for (const [k, accs] of groups) {
+    if (accs.every((a) => a !== undefined)) out.set(k, accs as string[]);
+  }
+  return out;
 }
 
 /** the linear program with nodes replaced by `sub` and every user rebuilt on the new nodes */

@@ -602,8 +602,11 @@ function verifyUOp(op: Ops, dtype: DType, src: readonly UOp[], arg: unknown): vo
       bad("BITCAST in a kernel needs equal item sizes");
     }
   } else if (op === Ops.WMMA) {
-    // src/opt/tc.ts: 8 a and 4 b elements of one 16-bit float dtype, then the element read
-    if (src.length !== 13) bad("WMMA takes 8 a values, 4 b values and an element index");
+    // src/opt/tc.ts: 8 a and 4 b elements of one 16-bit float dtype, then the element read;
+    // after reduce lowering, the accumulator element the product adds to (src/codegen/lower.ts)
+    if (src.length !== 13 && src.length !== 14) {
+      bad("WMMA takes 8 a values, 4 b values, an element index and optionally an accumulator");
+    }
     const d = src[0].dtype;
     if (
       (d !== dtypes.float16 && d !== dtypes.bfloat16) || src.slice(0, 12).some((s) => s.dtype !== d)
@@ -613,6 +616,7 @@ function verifyUOp(op: Ops, dtype: DType, src: readonly UOp[], arg: unknown): vo
     if (dtype !== dtypes.float32 || src[12].dtype !== dtypes.int32) {
       bad("WMMA is a float32 element chosen by an int32 index");
     }
+    if (src[13] && src[13].dtype !== dtypes.float32) bad("WMMA's accumulator is float32");
   }
 }
 

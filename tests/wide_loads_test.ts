@@ -1,0 +1,91 @@
+// Wide loads on CUDA (src/renderer/wide_loads.ts): consecutive aligned loads of one buffer read
+// as one 4/8/16-byte word, misaligned or gated ones stay scalar; tensor-core matmuls read their
+// b fragments 16 bytes at a time and add into their accumulators; the sources compile with nvcc.
+// (Their results are checked on the GPU machine: tests/gpu/.)
+import assert from "node:assert/strict";
+import { dtypes, Tensor } from "../mod.ts";
+import { lowerKernel, toProgram } from "../src/codegen/index.ts";
+import { Ops, type UOp } from "../src/uop/ops.ts";
+import { linSum } from "../src/uop/symbolic.ts";
+import { planWideLoads } from "../src/renderer/wide_loads.ts";
+import { findNvcc, nvccCubin } from "./support/nvcc.ts";
+
+const cuda = (t: Tensor): string => toProgram(t.schedule().at(-1)!.ast, "cuda").src;
+const count = (src: string, re: RegExp): number => (src.match(re) ?? []).length;
+
+const js = (shape: number[], dtype = dtypes.float32) =>
+  Tensor.empty(shape, { device: "JS", dtype });
+
+Deno.test("aligned consecutive loads become one wide load; a misaligned input stays scalar", () => {
+  const a = js([4096, 4096]), b = js([4096, 4096]), odd = js([4096, 4097]);
+  const aligned = cuda(a.add(b));
+  assert.equal(count(aligned, /const uint2 wide\d+ = \*\(\(const uint2\*\)&data[12]\[/g), 2);
+  assert.equal(count(aligned, /= data[12]\[/g), 0, aligned);
+  // rows of 4097 floats: the second element of a pair starts at an odd index
+  const shifted = cuda(odd.shrink([null, [1, 4097]]).add(b));
+  assert.equal(count(shifted, /&data1\[/g), 0, shifted);
+  assert.equal(count(shifted, /&data2\[/g), 1, shifted);
+});
+
+Deno.test("every wide word is aligned: its element indexes start at a multiple of its width", () => {
+  const cases = [
+    js([4096, 4096], dtypes.float16).matmul(js([4096, 4096], dtypes.float16)),
+    js([64, 4097]).shrink([null, [1, 4097]]).add(js([64, 4096])),
+    js([2048, 2048]).mul(2).add(js([2048, 2048])),
+  ];
+  let total = 0;
+  for (const t of cases) {
+    const { lin } = lowerKernel(t.schedule().at(-1)!.ast, {}, "cuda");
+    const words = planWideLoads(lin);
+    total += words.size;
+    for (const w of new Set(words.values())) {
+      const ks = w.loads.map((l: UOp) => linSum(l.src[0].src[1])!);
+      const width = w.loads.length;
+      assert.equal(w.bytes, width * w.loads[0].dtype.itemsize);
+      assert.equal(((ks[0].k % width) + width) % width, 0, "the word starts aligned");
+      ks.forEach((s, i) => {
+        assert.equal(s.k, ks[0].k + i, "elements are consecutive");
+        for (const c of s.coefs) assert.equal(c % width, 0, "every term keeps the alignment");
+      });
+      assert.ok(w.loads.every((l: UOp) => l.src[0].src.length === 2), "no gated load");
+    }
+  }
+  assert.ok(total > 0, "some loads were widened");
+});
+
+Deno.test("padded (gated) loads stay scalar", () => {
+  const src = cuda(js([1024, 1024]).pad([[0, 0], [1, 1]]).add(1));
+  assert.equal(count(src, /wide\d+ =/g), 0, src);
+});
+
+Deno.test("a tensor-core matmul loads b 16 bytes and a 4 bytes at a time, adding into its accumulators", () => {
+  const t = js([256, 512], dtypes.float16).matmul(js([512, 256], dtypes.float16));
+  const src = cuda(t);
+  assert.ok(count(src, /const uint4 wide\d+ = \*\(\(const uint4\*\)&data2\[/g) >= 4, src);
+  assert.ok(count(src, /const unsigned wide\d+ = \*\(\(const unsigned\*\)&data1\[/g) >= 4, src);
+  assert.equal(count(src, /mma\d+_0 = 0\.0f/g), 0, "no mma starts from zero");
+  assert.ok(count(src, /mma\d+_0 = acc\d+/g) > 0);
+  const lowered = lowerKernel(t.schedule().at(-1)!.ast, {}, "cuda").sink;
+  const wmmas = lowered.toposort().filter((u) => u.op === Ops.WMMA);
+  assert.ok(wmmas.length > 0 && wmmas.every((u) => u.src.length === 14));
+});
+
+Deno.test("kernels with wide loads compile with nvcc -cubin -arch=sm_90", async (t) => {
+  const nvcc = findNvcc();
+  if (!nvcc) {
+    console.log("nvcc not found: compile check skipped");
+    return;
+  }
+  const kernels = {
+    "f32 add": js([4096, 4096]).add(js([4096, 4096])),
+    "f16 tc matmul": js([256, 512], dtypes.float16).matmul(js([512, 256], dtypes.float16)),
+    "bf16 tc matmul": js([128, 64], dtypes.bfloat16).matmul(js([64, 128], dtypes.bfloat16)),
+    "f16 add": js([2048, 2048], dtypes.float16).add(js([2048, 2048], dtypes.float16)),
+  };
+  for (const [name, k] of Object.entries(kernels)) {
+    await t.step(name, async () => {
+      const r = await nvccCubin(nvcc, cuda(k));
+      assert.ok(r.ok, r.log);
+    });
+  }
+});
