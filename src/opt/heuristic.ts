@@ -65,6 +65,8 @@ export const HEURISTIC = {
   block: [16],
   /** reduce sizes from which the reduce is blocked */
   blockFrom: 1024,
+  /** the column panels of a packed right operand swept together (TILE of the panel axis) */
+  packedPanels: [2],
 };
 
 /**
@@ -102,6 +104,9 @@ export function handCodedOpts(sink: UOp): Opt[] {
     [OptOps.UPCAST, inner?.id, HEURISTIC.inner],
     [OptOps.UPCAST, outer?.id, blocked ? HEURISTIC.outerBlocked : HEURISTIC.outer],
     [OptOps.TILE, blocked ? k.id : undefined, HEURISTIC.block],
+    // packed: two 16-column panels (2 x K x 64 bytes, in L2) swept over every row tile before
+    // the next two, so the right operand is read from memory once, not once per row tile
+    [OptOps.TILE, packed ? inner?.id : undefined, HEURISTIC.packedPanels],
   ];
   const chosen: Opt[] = [];
   let cur = sink;
