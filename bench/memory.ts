@@ -2,7 +2,8 @@
 // bytes, and what memoryReport predicts for the same schedules. One JSON line per model:
 // examples/fashion_mnist.ts's CNN (Adam, batch 64) and examples/transformer.ts (AdamW, batch 8,
 // sequence 128). Data are random: the bytes do not depend on the values.
-//   deno run -A bench/memory.ts [fashion] [transformer]   (TSTEPS=N: transformer steps, default 2)
+//   deno run -A bench/memory.ts [fashion] [transformer]   (TSTEPS=N: transformer steps, default 2;
+//   CHECKPOINT=0: the transformer's backward without recomputing activations)
 import { Device, GlobalCounters, nn, Tensor } from "../mod.ts";
 import { Net } from "../examples/fashion_mnist.ts";
 import { randomTokens, SMALL, transformerTrainer } from "../examples/transformer.ts";
@@ -59,6 +60,11 @@ async function measure(t: Trainer, steps: number) {
   // the largest schedule, and the device peak its report predicts from what was alive before it
   const largest = seen.reduce((a, b) => b.report.peakTotalBytes > a.report.peakTotalBytes ? b : a);
   const predicted = Math.max(...seen.map((s) => s.usedAtStart + s.report.peakBytes));
+  // what the device would hold if no intermediate were freed before its schedule ends
+  const unfreed = Math.max(...seen.map((s) =>
+    s.usedAtStart +
+    s.report.buffers.filter((b) => b.kind !== "input").reduce((t, b) => t + b.bytes, 0)
+  ));
   return {
     memPeak: peak,
     memUsedBefore: usedBefore,
@@ -72,6 +78,7 @@ async function measure(t: Trainer, steps: number) {
     reportPeakAt: `${largest.report.peakStep} ${largest.report.peakName}`,
     reportLongEdges: largest.report.longEdges.length,
     predictedPeak: predicted,
+    unfreedRatio: unfreed / t.paramBytes,
     stepSeconds: seconds,
   };
 }
@@ -90,15 +97,15 @@ function fashion(batch: number): Trainer {
       opt.zeroGrad();
       const loss = model.call(x).sparseCategoricalCrossentropy(y);
       loss.backward();
-      Tensor.realize(loss, ...params.map((p) => p.grad!));
-      opt.step();
+      // forward, backward and update in one schedule (see Optimizer.step)
+      opt.step(loss);
     },
   };
 }
 
 function transformer(batch: number, seq: number): Trainer {
   Tensor.manualSeed(0);
-  const t = transformerTrainer(SMALL);
+  const t = transformerTrainer(SMALL, 3e-4, Deno.env.get("CHECKPOINT") !== "0");
   return {
     paramBytes: t.paramBytes,
     step() {

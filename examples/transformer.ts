@@ -36,15 +36,22 @@ class Block {
     this.fc1 = new nn.Linear(width, 4 * width);
     this.fc2 = new nn.Linear(4 * width, width);
   }
-  call(x: Tensor): Tensor {
+  /** x + attention(ln1(x)) */
+  attn(x: Tensor): Tensor {
     const [B, T, C] = x.shape, H = this.heads, D = C / H;
     // [B, T, 3C] -> three [B, H, T, D]
     const [q, k, v] = this.qkv.call(this.ln1.call(x)).reshape([B, T, 3, H, D])
       .permute([2, 0, 3, 1, 4]).chunk(3, 0).map((t) => t.reshape([B, H, T, D]));
     const att = q.scaledDotProductAttention(k, v, { isCausal: true })
       .permute([0, 2, 1, 3]).reshape([B, T, C]);
-    x = x.add(this.proj.call(att));
+    return x.add(this.proj.call(att));
+  }
+  /** x + mlp(ln2(x)) */
+  mlp(x: Tensor): Tensor {
     return x.add(this.fc2.call(this.fc1.call(this.ln2.call(x)).gelu()));
+  }
+  call(x: Tensor): Tensor {
+    return this.mlp(this.attn(x));
   }
 }
 
@@ -73,14 +80,67 @@ export class Transformer {
         `Transformer: tokens must be [batch, seq] with seq <= ${this.cfg.maxSeq}, got [${tokens.shape}]`,
       );
     }
-    let x = this.tok.call(tokens).add(this.pos.slice([0, T]));
+    let x = this.embed(tokens);
     for (const b of this.blocks) x = b.call(x);
+    return this.unembed(x);
+  }
+  /** int tokens [B, T] to the residual stream [B, T, width] */
+  embed(tokens: Tensor): Tensor {
+    const T = tokens.shape[1];
+    if (tokens.ndim !== 2 || T > this.cfg.maxSeq) {
+      throw new Error(
+        `Transformer: tokens must be [batch, seq] with seq <= ${this.cfg.maxSeq}, got [${tokens.shape}]`,
+      );
+    }
+    return this.tok.call(tokens).add(this.pos.slice([0, T]));
+  }
+  /** the residual stream to logits [B, T, vocab] */
+  unembed(x: Tensor): Tensor {
     return this.head.call(this.lnf.call(x));
+  }
+  /** the residual stream's steps: each block's attention and MLP halves */
+  segments(): ((x: Tensor) => Tensor)[] {
+    return this.blocks.flatMap((b) => [(x: Tensor) => b.attn(x), (x: Tensor) => b.mlp(x)]);
   }
 }
 
-/** a model, its AdamW and a step on a batch of tokens [B, T + 1] (next-token targets) */
-export function transformerTrainer(cfg: TransformerConfig = SMALL, lr = 3e-4) {
+/**
+ * The loss of next-token prediction with gradient checkpointing: sets every parameter's `.grad`
+ * (lazily) like `loss.backward()` would, but the forward keeps only the residual stream between
+ * segments (each block's attention and MLP halves), and the backward recomputes a segment's
+ * activations from its input right before it needs them. One more forward of the blocks (about a
+ * third more work) for a fraction of the activation memory: without it every block's activations
+ * (queries, keys, values, attention weights, the MLP's hidden layer) are alive when the backward
+ * starts.
+ */
+export function checkpointedLoss(model: Transformer, tokens: Tensor, targets: Tensor): Tensor {
+  const segments = model.segments();
+  const x0 = model.embed(tokens);
+  // the forward: values only; each segment starts from its input without a graph behind it
+  const xs = [x0.detach()];
+  for (const f of segments) xs.push(f(xs[xs.length - 1]).detach());
+  const last = xs[xs.length - 1].detach();
+  last.requiresGrad = true;
+  const loss = model.unembed(last).sparseCategoricalCrossentropy(targets);
+  loss.backward();
+  // the backward, segment by segment: recompute() makes the segment's input a node of its own,
+  // so its activations are new nodes computed for the backward, not the forward's kept alive
+  let dy = last.grad!;
+  for (let i = segments.length - 1; i >= 0; i--) {
+    const x = xs[i].recompute();
+    x.requiresGrad = true;
+    segments[i](x).backward(dy);
+    dy = x.grad!;
+  }
+  x0.backward(dy);
+  return loss;
+}
+
+/**
+ * a model, its AdamW and a step on a batch of tokens [B, T + 1] (next-token targets); with
+ * `checkpoint` (the default) the backward recomputes activations (checkpointedLoss)
+ */
+export function transformerTrainer(cfg: TransformerConfig = SMALL, lr = 3e-4, checkpoint = true) {
   const model = new Transformer(cfg);
   const params = nn.state.getParameters(model);
   Tensor.realize(...params);
@@ -90,13 +150,16 @@ export function transformerTrainer(cfg: TransformerConfig = SMALL, lr = 3e-4) {
   const step = (batch: Tensor): Tensor => {
     const T = batch.shape[1] - 1;
     opt.zeroGrad();
-    const logits = model.call(batch.slice(null, [0, T]));
-    const loss = logits.sparseCategoricalCrossentropy(batch.slice(null, [1, T + 1]));
-    loss.backward();
-    // the loss with the gradients: one forward; realized after the step, the loss would be
-    // recomputed from the old parameters
-    Tensor.realize(loss, ...params.map((p) => p.grad!));
-    opt.step();
+    const tokens = batch.slice(null, [0, T]), targets = batch.slice(null, [1, T + 1]);
+    let loss: Tensor;
+    if (checkpoint) loss = checkpointedLoss(model, tokens, targets);
+    else {
+      loss = model.call(tokens).sparseCategoricalCrossentropy(targets);
+      loss.backward();
+    }
+    // the loss, the backward and the update in one schedule: each gradient is freed once its
+    // parameter is updated (in place) instead of all of them living until the update
+    opt.step(loss);
     return loss;
   };
   return { model, params, opt, paramBytes, step };

@@ -7,7 +7,7 @@ import { GroupOp, Ops, prod, type UOp } from "../uop/ops.ts";
 import { bufferBase, type KernelPlan } from "../rangeify/rangeify.ts";
 import { minBindingLimit, rangeifyWithin } from "../rangeify/split.ts";
 import type { BufferArg } from "./buffers.ts";
-import { freeAfter } from "./memory.ts";
+import { freeAfter, planOrder } from "./memory.ts";
 import { envGet } from "./counters.ts";
 import { type PlannedRealize, setRealizeHook } from "./realize.ts";
 
@@ -60,6 +60,8 @@ export interface ScheduleWalk {
   kernels: readonly KernelPlan[];
   roots: readonly UOp[];
   freeAfter: readonly (readonly UOp[])[];
+  /** roots written over an input buffer: they take no bytes of their own */
+  inPlace?: ReadonlyMap<UOp, UOp>;
 }
 
 export class MemoryReport {
@@ -247,12 +249,8 @@ export function memoryReport(...tensors: Tensor[]): MemoryReport {
   // as realize plans it: kernels over a device's binding limit are split first
   const limit = minBindingLimit(todo.map((t) => t.device));
   const { realized, kernels, roots } = rangeifyWithin(todo.map((t) => t.uop), limit);
-  return reportOf({
-    order: realized,
-    kernels,
-    roots,
-    freeAfter: freeAfter(realized, kernels, roots),
-  });
+  const { order } = planOrder(realized, kernels, roots);
+  return reportOf({ order, kernels, roots, freeAfter: freeAfter(order, kernels, roots) });
 }
 
 /** the report of a planned schedule */
@@ -292,7 +290,13 @@ export function reportOf(s: ScheduleWalk): MemoryReport {
     const reads = (x.op === Ops.COPY ? [x.src[0]] : k?.inputs.slice(1) ?? []).map(bufferId);
     for (const r of reads) buffers[r].lastUse = Math.max(buffers[r].lastUse, i);
     const name = stepName(x, k);
+    const over = s.inPlace?.get(x);
     const output = add(x, roots.has(x) ? "output" : "intermediate", i, name, prod(x.shape!));
+    // written over an input: alive before the schedule, so it adds nothing
+    if (over) {
+      buffers[output].bytes = 0;
+      buffers[output].label += " (in place)";
+    }
     return {
       index: i,
       name: `${name} ${x.dtype.name}[${x.shape!.join(",")}]`,

@@ -8,7 +8,7 @@ import type { ProgramSpec } from "../codegen/program.ts";
 import { Device, type Program } from "../runtime/device.ts";
 import { type BufferArg, bufferOf, freeBuffer, newBuffer } from "./buffers.ts";
 import { DEBUG, GlobalCounters } from "./counters.ts";
-import { freeAfter } from "./memory.ts";
+import { freeAfter, planOrder } from "./memory.ts";
 import { afterPending, assertFilled, copyBuffer, whenFilled } from "./pending.ts";
 
 export interface KernelInfo {
@@ -125,11 +125,65 @@ export interface PlannedRealize {
   kernels: readonly KernelPlan[];
   roots: readonly UOp[];
   freeAfter: readonly (readonly UOp[])[];
+  /** roots written over an input buffer (see withInPlace): they allocate nothing */
+  inPlace?: ReadonlyMap<UOp, UOp>;
 }
 let realizeHook: ((p: PlannedRealize) => void) | null = null;
 /** while a hook is set, each realize shows it the plan before running it */
 export function setRealizeHook(hook: ((p: PlannedRealize) => void) | null): void {
   realizeHook = hook;
+}
+
+// ---- in-place writes (an optimizer's new parameters and state over the old ones) ----
+
+let inPlaceTargets: ReadonlyMap<UOp, UOp> | null = null;
+/**
+ * While `fn` runs, realizing a root `r` may write its value over the buffer of
+ * `targets.get(r)` (a realized UOp of the same dtype and size) instead of a new buffer. The
+ * caller promises that nothing needs the old value afterwards: every step of the schedule that
+ * reads it runs first, and the write happens only where the root's kernel reads the old value at
+ * the element it writes (elementwise), else the root gets a buffer of its own.
+ */
+export function withInPlace<T>(targets: ReadonlyMap<UOp, UOp>, fn: () => T): T {
+  const prev = inPlaceTargets;
+  inPlaceTargets = targets;
+  try {
+    return fn();
+  } finally {
+    inPlaceTargets = prev;
+  }
+}
+
+/** devices whose kernels may read and write one buffer: WebGPU refuses such bindings */
+const IN_PLACE_LANGS = new Set(["c", "js", "cuda", "hip"]);
+
+/** for each root, the index in `buffers` of the input it may overwrite, or -1 */
+function inPlaceSlots(roots: UOp[], buffers: UOp[]): number[] {
+  return roots.map((r) => {
+    const t = inPlaceTargets?.get(r);
+    const b = t && bufferBase(t);
+    if (!b || captureSink || b.dtype !== r.dtype || !r.shape) return -1;
+    const { size, device } = b.arg as BufferArg;
+    if (size !== prod(r.shape) || !IN_PLACE_LANGS.has(Device.get(device).lang)) return -1;
+    return buffers.indexOf(b);
+  });
+}
+
+/** whether kernel `k` reads input `buf` only at the element it writes (so it may write over it) */
+function elementwiseOver(k: KernelPlan, buf: UOp): boolean {
+  const slot = k.inputs.indexOf(buf);
+  if (slot < 1 || k.inputs.indexOf(buf, slot + 1) >= 0) return false;
+  const nodes = k.ast.toposort();
+  // a reduce's threads may share one output (GPU GROUP): its reads are not its writer's alone
+  if (nodes.some((u) => u.op === Ops.REDUCE)) return false;
+  const indexes = nodes.filter((u) => u.op === Ops.INDEX);
+  const at = (n: number) =>
+    indexes.filter((u) =>
+      (u.src[0].arg as [number, number])[0] === n && u.src[0].op === Ops.DEFINE_GLOBAL
+    );
+  const stores = at(0), loads = at(slot);
+  return stores.length === 1 && stores[0].src.length === 2 &&
+    loads.every((l) => l.src.length === 2 && l.src[1] === stores[0].src[1]);
 }
 
 // ---- schedule and run ----
@@ -141,6 +195,8 @@ interface Plan extends RangeifyResult {
   roots: UOp[];
   /** per step, the intermediates to free after it (computed on first run) */
   freeAfter?: UOp[][];
+  /** roots written over an input: root -> its placeholder BUFFER */
+  inPlace: Map<UOp, UOp>;
 }
 
 /**
@@ -164,7 +220,9 @@ function canonicalize(roots: UOp[]): { sink: UOp; buffers: UOp[] } {
 
 function plan(roots: UOp[], rootDevices?: string[]): { p: Plan; buffers: UOp[] } {
   const { sink, buffers } = canonicalize(roots);
-  const dkey = (rootDevices?.join(",") ?? "") + bindingLimitsKey();
+  const into = inPlaceSlots(roots, buffers);
+  const dkey = (rootDevices?.join(",") ?? "") + bindingLimitsKey() +
+    (into.some((i) => i >= 0) ? `|in place:${into.join(",")}` : "");
   let byDev = planCache.get(sink);
   let p = byDev?.get(dkey);
   if (!p) {
@@ -172,7 +230,33 @@ function plan(roots: UOp[], rootDevices?: string[]): { p: Plan; buffers: UOp[] }
     const limit = minBindingLimit(devicesOf([...sink.src], rootDevices).values());
     const { roots: croots, ...r } = rangeifyWithin([...sink.src], limit);
     const dev = devicesOf(croots, rootDevices);
-    p = { ...r, dev, fallback: dev.get(croots[0]) ?? defaultDevice(), roots: croots };
+    const fallback = dev.get(croots[0]) ?? defaultDevice();
+    // the placeholder each root may overwrite, where its kernel reads that input elementwise
+    const placeholders = new Map(
+      sink.toposort().filter((u) => u.op === Ops.BUFFER).map((u) => [
+        -1 - (u.arg as BufferArg).id,
+        u,
+      ]),
+    );
+    const kernelOf = new Map(r.kernels.map((k) => [k.node, k]));
+    const wanted = new Map<UOp, UOp>();
+    croots.forEach((x, i) => {
+      const buf = placeholders.get(into[i]), k = kernelOf.get(x);
+      const sameDevice = buf &&
+        (buf.arg as BufferArg).device === deviceFor(x, dev, fallback);
+      if (buf && k && sameDevice && !wanted.has(x) && elementwiseOver(k, buf)) wanted.set(x, buf);
+    });
+    const { order, inPlace } = planOrder(r.realized, r.kernels, croots, wanted);
+    const step = new Map(order.map((x, i) => [x, i]));
+    const kernels = [...r.kernels].sort((a, b) => step.get(a.node)! - step.get(b.node)!);
+    p = {
+      realized: order,
+      kernels,
+      dev,
+      fallback,
+      roots: croots,
+      inPlace,
+    };
     if (planCache.size >= MAX_PLANS) planCache.delete(planCache.keys().next().value!);
     if (!byDev) planCache.set(sink, byDev = new Map());
     byDev.set(dkey, p);
@@ -213,8 +297,17 @@ export function realize(roots: UOp[], devices?: string[]): UOp[] {
   if (roots.every((r) => bufferBase(r))) return roots;
   const { p, buffers } = plan(roots, devices);
   const out = new Map<UOp, UOp>();
+  const real = (n: UOp): UOp => buffers[-1 - (n.arg as BufferArg).id];
+  // a buffer still being filled asynchronously might be read after the write: no in-place then
+  const inPlace = !captureSink && [...p.inPlace.values()].every((b) => !isPending(real(b)))
+    ? p.inPlace
+    : new Map<UOp, UOp>();
   for (const x of p.realized) {
-    out.set(x, newBuffer(deviceFor(x, p.dev, p.fallback), x.dtype, prod(x.shape!)));
+    const over = inPlace.get(x);
+    out.set(
+      x,
+      over ? real(over) : newBuffer(deviceFor(x, p.dev, p.fallback), x.dtype, prod(x.shape!)),
+    );
   }
   const kernelOf = new Map<UOp, KernelPlan>(p.kernels.map((k) => [k.node, k]));
   const bufferNode = (n: UOp): UOp => {
@@ -225,7 +318,13 @@ export function realize(roots: UOp[], devices?: string[]): UOp[] {
   };
   let ran = 0;
   p.freeAfter ??= freeAfter(p.realized, p.kernels, p.roots);
-  realizeHook?.({ order: p.realized, kernels: p.kernels, roots: p.roots, freeAfter: p.freeAfter });
+  realizeHook?.({
+    order: p.realized,
+    kernels: p.kernels,
+    roots: p.roots,
+    freeAfter: p.freeAfter,
+    inPlace,
+  });
   for (let i = 0; i < p.realized.length; i++) {
     const x = p.realized[i];
     const dst = out.get(x)!;
@@ -251,6 +350,15 @@ export function realize(roots: UOp[], devices?: string[]): UOp[] {
     const shape = r.shape!;
     return shape.length === 1 ? b : UOp.make(Ops.RESHAPE, b.dtype, [b], shape.slice());
   });
+}
+
+function isPending(b: UOp): boolean {
+  try {
+    assertFilled(b, "realize");
+    return false;
+  } catch {
+    return true;
+  }
 }
 
 function runKernel(k: KernelPlan, device: string, bufs: UOp[]): void {

@@ -1,11 +1,14 @@
 // Optimizers. Each computes every parameter's new value (and new state) from its `.grad` as a
 // lazy graph; step() realizes all of them in one Tensor.realize, so the scheduler sees the whole
-// update at once, then points each parameter at its new buffer.
+// update at once. Parameters and state are updated in place (the engine writes each new value
+// over the old buffer where the update is elementwise), so a step needs no second copy of them.
 // Hyperparameters that change per step (lr, bias corrections) are uploaded as scalar tensors, so
 // a learning-rate schedule reuses the same compiled kernels.
 import { dtypes } from "../dtype.ts";
 import { Tensor } from "../tensor.ts";
 import { fmtShape } from "../tensor/broadcast.ts";
+import { bufferBase } from "../rangeify/rangeify.ts";
+import { withInPlace } from "../engine/realize.ts";
 
 type Update = [target: Tensor, value: Tensor];
 
@@ -68,8 +71,17 @@ export abstract class Optimizer {
     for (const p of this.params) p.grad = null;
   }
 
-  /** one update of every parameter from its `.grad`, all in one schedule */
-  step(): void {
+  /**
+   * One update of every parameter from its `.grad`, all in one schedule. The optimizer's state
+   * (moments, step counts) is written over its old buffers (nobody else reads them). Tensors in
+   * `also` (the loss) are realized in the same schedule, and then the parameters are updated in
+   * place too, so the step holds no second copy of them: a lazy tensor not passed that reads a
+   * parameter would afterwards see the new value, so pass every one still to be read. With the
+   * gradients not yet realized, forward, backward and update become one schedule in which each
+   * gradient is freed once its parameter is updated; such gradients are dropped (`.grad` is null
+   * afterwards).
+   */
+  step(...also: Tensor[]): void {
     const grads = this.params.map((p, i) => {
       const g = p.grad;
       if (g === null) {
@@ -91,8 +103,18 @@ export abstract class Optimizer {
     });
     this.stepCount++;
     const updates = this.update(grads);
-    Tensor.realize(...updates.map(([, v]) => v), ...this.buffers);
+    const lazyGrads = also.length ? this.params.filter((p) => !bufferBase(p.grad!.uop)) : [];
+    const params = new Set(this.params);
+    const targets = new Map(
+      updates.filter(([t]) => also.length > 0 || !params.has(t)).map(([t, v]) => [v.uop, t.uop]),
+    );
+    withInPlace(
+      targets,
+      () => Tensor.realize(...also, ...updates.map(([, v]) => v), ...this.buffers),
+    );
     for (const [t, v] of updates) t.uop = v.uop;
+    // their graphs read the parameters' old values, which were overwritten
+    for (const p of lazyGrads) p.grad = null;
   }
 
   /** a float32 scalar held in a buffer (not a constant, so kernels do not change with its value) */
