@@ -7,7 +7,7 @@ import { dtypes, Tensor } from "../mod.ts";
 import { lowerKernel, toProgram } from "../src/codegen/index.ts";
 import { Ops, type UOp } from "../src/uop/ops.ts";
 import { linSum } from "../src/uop/symbolic.ts";
-import { planWideLoads } from "../src/renderer/wide_loads.ts";
+import { planWideLoads, planWideStores } from "../src/renderer/wide_loads.ts";
 import { findNvcc, nvccCubin } from "./support/nvcc.ts";
 
 const cuda = (t: Tensor): string => toProgram(t.schedule().at(-1)!.ast, "cuda").src;
@@ -59,7 +59,8 @@ Deno.test("padded (gated) loads stay scalar", () => {
 });
 
 Deno.test("a tensor-core matmul loads b 16 bytes and a 4 bytes at a time, adding into its accumulators", () => {
-  const t = js([256, 512], dtypes.float16).matmul(js([512, 256], dtypes.float16));
+  // N = 192 is no multiple of the staged block tile (128): fragments come from global memory
+  const t = js([256, 512], dtypes.float16).matmul(js([512, 192], dtypes.float16));
   const src = cuda(t);
   assert.ok(count(src, /const uint4 wide\d+ = \*\(\(const uint4\*\)&data2\[/g) >= 4, src);
   assert.ok(count(src, /const unsigned wide\d+ = \*\(\(const unsigned\*\)&data1\[/g) >= 4, src);
@@ -68,6 +69,31 @@ Deno.test("a tensor-core matmul loads b 16 bytes and a 4 bytes at a time, adding
   const lowered = lowerKernel(t.schedule().at(-1)!.ast, {}, "cuda").sink;
   const wmmas = lowered.toposort().filter((u) => u.op === Ops.WMMA);
   assert.ok(wmmas.length > 0 && wmmas.every((u) => u.src.length === 14));
+});
+
+Deno.test("a staged tensor-core matmul copies 16-byte words into shared memory and reads its fragments from there in 16- and 4-byte words", () => {
+  const t = js([256, 512], dtypes.float16).matmul(js([512, 256], dtypes.float16));
+  const src = cuda(t);
+  const { lin } = lowerKernel(t.schedule().at(-1)!.ast, {}, "cuda");
+  const words = planWideLoads(lin), stores = planWideStores(lin, words);
+  const local = (u: UOp) => u.src[0].src[0].op === Ops.DEFINE_LOCAL;
+  const copies = lin.uops.filter((u) => u.op === Ops.STORE && local(u));
+  assert.equal(copies.length, 2 * 4 * 8, "4 chunks of 8 elements of A and of B per thread");
+  assert.ok(copies.every((u) => stores.get(u)?.word.bytes === 16), "every copy store is wide");
+  assert.equal(new Set(stores.values()).size, 8);
+  for (const w of new Set(stores.values())) {
+    assert.ok(w.stores.every((s, i) => s.src[1] === w.word.loads[i]), "element i into element i");
+    const ks = w.stores.map((s) => linSum(s.src[0].src[1])!);
+    assert.equal(ks[0].k % 8, 0, "the word starts aligned");
+    ks.forEach((s, i) => assert.equal(s.k, ks[0].k + i));
+    for (const c of ks[0].coefs) assert.equal(c % 8, 0, "every term keeps the alignment");
+  }
+  assert.equal(count(src, /\*\(\(uint4\*\)&smem[01]\[[^\]]*\]\) = wide\d+;/g), 8, src);
+  assert.equal(count(src, /__shared__ __align__\(16\) unsigned short smem[01]\[/g), 2);
+  // per 16-wide k slice: 4 rows of b for 8 tiles (16 bytes), 4 x 4 pairs of a (4 bytes)
+  assert.equal(count(src, /const uint4 wide\d+ = \*\(\(const uint4\*\)&smem1\[/g), 4, src);
+  assert.equal(count(src, /const unsigned wide\d+ = \*\(\(const unsigned\*\)&smem0\[/g), 16);
+  assert.equal(count(src, /= smem[01]\[/g), 0, "no scalar read of shared memory");
 });
 
 Deno.test("kernels with wide loads compile with nvcc -cubin -arch=sm_90", async (t) => {

@@ -45,9 +45,14 @@ function expandStore(x: UOp): UOp[] {
   });
 }
 
-/** REDUCEs lose their UNROLL ranges, the kernel's stores their UPCAST ranges */
+/** REDUCEs lose their UNROLL ranges, the kernel's stores (and a barrier's) their UPCAST ranges */
 export const pmExpand = new PatternMatcher<unknown>([
   [new UPat({ op: Ops.REDUCE, name: "red" }), (b) => expandReduce(b.red)],
+  // stores a barrier waits for (a copy into shared memory, src/opt/tc.ts) expand likewise
+  [new UPat({ op: Ops.BARRIER, name: "b" }), (b) => {
+    const upcast = (x: UOp) => x.op === Ops.END && x.src.slice(1).some(isType(AxisType.UPCAST));
+    return b.b.src.some(upcast) ? b.b.replace({ src: b.b.src.flatMap(expandStore) }) : undefined;
+  }],
   [new UPat({ op: Ops.SINK, name: "s" }), (b) => {
     const upcast = (x: UOp) => x.op === Ops.END && x.src.slice(1).some(isType(AxisType.UPCAST));
     return b.s.src.some(upcast) ? b.s.replace({ src: b.s.src.flatMap(expandStore) }) : undefined;

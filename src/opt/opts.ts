@@ -212,6 +212,11 @@ export function applyOpt(sink: UOp, opt: Opt): UOp {
   const bad = (why: string): never => {
     throw new OptError(opt, why);
   };
+  // a kernel staged through shared memory (TC 32) has its whole layout: a split range would
+  // copy its stores into shared memory, each copy writing the same slots
+  if (sink.toposort().some((u) => u.op === Ops.DEFINE_LOCAL)) {
+    bad("the kernel is already staged through shared memory (TC with a stage's k)");
+  }
   if (opt.op === OptOps.TILE) return applyTile(sink, opt);
   if (opt.op === OptOps.TC) return applyTC(sink, opt);
   if (!Number.isInteger(opt.amount) || opt.amount < 2) bad("the amount must be an integer >= 2");

@@ -96,6 +96,9 @@ export function prettyAlu(u: UOp, s: string[]): string | null {
   return null;
 }
 
+/** shared arrays of 16-bit floats hold the 16-bit storage form; loads and stores convert */
+export const sharedStored = (d: DType): boolean => d === dtypes.float16 || d === dtypes.bfloat16;
+
 export class CStyleRenderer {
   readonly lang: "c" | "js" = "c";
   /** storage types by dtype name */
@@ -322,7 +325,21 @@ export class CStyleRenderer {
   }
   /** the declaration of a workgroup's shared array (on a CPU: an array of the kernel run) */
   sharedArray(d: DType, name: string, size: number): string {
-    return `${this.valueType(d)} ${name}[${size}];`;
+    return `${this.sharedType(d)} ${name}[${size}];`;
+  }
+  /**
+   * the element type of a shared array: 16-bit floats keep their 16-bit storage form (half the
+   * memory, and copies of global data need no conversion), other types their value type
+   */
+  sharedType(d: DType): string {
+    return sharedStored(d) ? this.storageType(d) : this.valueType(d);
+  }
+  /**
+   * a store the renderer writes as part of a wider one (true: handled, its lines emitted where
+   * this is the first of its stores), or false for a plain store
+   */
+  wideStore(_u: UOp, _access: string, _w: RenderWalk): boolean {
+    return false;
   }
   /** every thread of the workgroup waits here (a CPU runs the workgroup's threads in order) */
   barrier(): string | null {
@@ -412,8 +429,10 @@ export class CStyleRenderer {
             r.set(u, wide);
             break;
           }
-          // shared memory holds values, not the storage form of global buffers
-          let e = idx.src[0].op === Ops.DEFINE_LOCAL ? s[0] : this.loadValue(u.dtype, s[0]);
+          // shared memory holds values (16-bit floats: their storage form, as global buffers)
+          let e = idx.src[0].op === Ops.DEFINE_LOCAL && !sharedStored(u.dtype)
+            ? s[0]
+            : this.loadValue(u.dtype, s[0]);
           if (idx.src[2]) {
             e = `(${r.get(idx.src[2])}?${e}:${
               this.constant(u.dtype === dtypes.bool ? false : 0, u.dtype)
@@ -435,7 +454,8 @@ export class CStyleRenderer {
             }
             break;
           }
-          const st = idx.src[0].op === Ops.DEFINE_LOCAL
+          if (this.wideStore(u, s[0], w)) break;
+          const st = idx.src[0].op === Ops.DEFINE_LOCAL && !sharedStored(v.dtype)
             ? `${s[0]} = ${s[1]};`
             : `${s[0]} = ${this.storeValue(v.dtype, s[1])};`;
           line(idx.src[2] ? `if (${r.get(idx.src[2])}) ${st}` : st);

@@ -6,7 +6,7 @@ import { type DType, dtypes } from "../dtype.ts";
 import type { LinearProgram } from "../codegen/linearize.ts";
 import type { ProgramBuf } from "../codegen/program.ts";
 import { CStyleRenderer, type RenderInput, type RenderWalk } from "./c.ts";
-import { planWideLoads, type WideWord } from "./wide_loads.ts";
+import { planWideLoads, planWideStores, type WideStore, type WideWord } from "./wide_loads.ts";
 
 const AXES = ["x", "y", "z"];
 
@@ -43,6 +43,10 @@ export class CUDARenderer extends CStyleRenderer {
   /** the wide word each load is part of, and the variable of each word loaded so far */
   private words = new Map<UOp, WideWord>();
   private wordNames = new Map<WideWord, string>();
+  /** the wide store each store is part of (copies of a loaded word) */
+  private wideStores = new Map<UOp, WideStore>();
+  /** the shared arrays (by name) some wide load or store addresses */
+  private wideShared = new Set<string>();
   /** a load's stored bits (its storage type), for loads read out of a wide word */
   private bits = new Map<UOp, string>();
 
@@ -122,7 +126,7 @@ export class CUDARenderer extends CStyleRenderer {
     if (name === undefined) {
       name = w.fresh("wide");
       this.wordNames.set(word, name);
-      const ty = word.bytes === 16 ? "uint4" : word.bytes === 8 ? "uint2" : "unsigned";
+      const ty = wordType(word.bytes);
       const at = word.first ? `(&${access} - ${word.first})` : `&${access}`;
       w.line(`const ${ty} ${name} = *((const ${ty}*)${at});`);
     }
@@ -163,8 +167,10 @@ export class CUDARenderer extends CStyleRenderer {
       // through float
       const half = (i: number): string => {
         const x = u.src[i], idx = x.src[0];
+        // (shared arrays of 16-bit floats hold their bits too: sharedStored)
         const raw = x.op === Ops.LOAD && idx?.op === Ops.INDEX && idx.src.length === 2 &&
-          idx.src[0].op === Ops.DEFINE_GLOBAL && idx.src[0].dtype === x.dtype;
+          (idx.src[0].op === Ops.DEFINE_GLOBAL || idx.src[0].op === Ops.DEFINE_LOCAL) &&
+          idx.src[0].dtype === x.dtype;
         const e = this.bits.get(x) ?? (raw ? w.r.get(idx) : undefined);
         return e !== undefined ? `(unsigned)${e}` : `(unsigned)${bits}(${s[i]})`;
       };
@@ -184,7 +190,21 @@ export class CUDARenderer extends CStyleRenderer {
   }
 
   override sharedArray(d: DType, name: string, size: number): string {
-    return `__shared__ ${this.valueType(d)} ${name}[${size}];`;
+    // wide (up to uint4) loads and stores need the array 16-byte aligned
+    const align = this.wideShared.has(name) ? "__align__(16) " : "";
+    return `__shared__ ${align}${this.sharedType(d)} ${name}[${size}];`;
+  }
+  override wideStore(u: UOp, access: string, w: RenderWalk): boolean {
+    const wide = this.wideStores.get(u);
+    if (!wide) return false;
+    if (wide.stores.indexOf(u) === wide.first) {
+      const name = this.wordNames.get(wide.word);
+      if (name === undefined) throw new Error("CUDARenderer: a wide store before its load");
+      const ty = wordType(wide.word.bytes);
+      const at = wide.first ? `(&${access} - ${wide.first})` : `&${access}`;
+      w.line(`*((${ty}*)${at}) = ${name};`);
+    }
+    return true;
   }
   override barrier(): string {
     return "__syncthreads();";
@@ -242,11 +262,19 @@ export class CUDARenderer extends CStyleRenderer {
     // HIP renders through this class too; its vector types need hip headers
     const plain = Object.getPrototypeOf(this) === CUDARenderer.prototype;
     this.words = plain ? planWideLoads(lin) : new Map();
+    this.wideStores = planWideStores(lin, this.words);
+    this.wideShared = new Set(
+      [...this.words.keys(), ...this.wideStores.keys()].map((u) => u.src[0].src[0])
+        .filter((b) => b.op === Ops.DEFINE_LOCAL).map((b) => `smem${(b.arg as [number])[0]}`),
+    );
     this.wordNames = new Map();
     this.bits = new Map();
     return super.render({ ...inp, lin });
   }
 }
+
+const wordType = (bytes: number): string =>
+  bytes === 16 ? "uint4" : bytes === 8 ? "uint2" : "unsigned";
 
 /** the WMMAs of one mma share their 12 operands */
 const wmmaKey = (u: UOp): string => u.src.slice(0, 12).map((x) => x.id).join(",");

@@ -1,13 +1,16 @@
-// Wide loads: scalar loads of one global buffer at consecutive indexes (what UPCAST copies and
-// the tensor-core fragments leave after expansion) read as one aligned 4-, 8- or 16-byte word.
-// A GPU issues one load instruction for the word instead of one per element: the tensor-core
-// matmul loaded its operands two bytes at a time.
+// Wide loads and stores: scalar accesses of one buffer (global, or shared memory) at consecutive
+// indexes (what UPCAST copies and the tensor-core fragments leave after expansion) done as one
+// aligned 4-, 8- or 16-byte word. A GPU issues one instruction for the word instead of one per
+// element: the tensor-core matmul loaded its operands two bytes at a time.
 //
-// Loads group when their indexes are the same sum of terms (src/uop/symbolic.ts linSum) up to
+// Accesses group when their indexes are the same sum of terms (src/uop/symbolic.ts linSum) up to
 // the constant, in the same loop. A window of W elements is one word when every term's
 // coefficient and the window's first constant are multiples of W, so the element index is a
 // multiple of W wherever the kernel runs, and the buffer's base is aligned (whole allocations:
-// 256 bytes on CUDA).
+// 256 bytes on CUDA; shared arrays are declared 16-byte aligned).
+//
+// A wide store is only the copy of a wide load's word, element for element (a staged
+// tensor-core matmul's copy into shared memory): it stores the loaded word as it is.
 import { Ops, type UOp } from "../uop/ops.ts";
 import { linSum } from "../uop/symbolic.ts";
 import type { LinearProgram } from "../codegen/linearize.ts";
@@ -21,22 +24,36 @@ export interface WideWord {
   first: number;
 }
 
+export interface WideStore {
+  /** the stores of the word, by element (the first in program order stores the word) */
+  stores: UOp[];
+  /** the loaded word they store, element i into element i */
+  word: WideWord;
+  /** the element of the word the first store in program order writes */
+  first: number;
+}
+
 /** element counts tried per item size, widest first (words of at most 16 bytes) */
 const WIDTHS: Record<number, number[]> = { 2: [8, 4, 2], 4: [4, 2] };
 
 const gcd = (a: number, b: number): number => (b === 0 ? Math.abs(a) : gcd(b, a % b));
 
-/** the word each load is part of (loads of no word are absent) */
-export function planWideLoads(lin: LinearProgram): Map<UOp, WideWord> {
-  const groups = new Map<string, { step: number; at: Map<number, UOp> }>();
+const WIDE_BUFS: readonly Ops[] = [Ops.DEFINE_GLOBAL, Ops.DEFINE_LOCAL];
+
+interface Group {
+  step: number;
+  at: Map<number, UOp>;
+}
+
+/** accesses (LOAD or STORE) of one buffer by the same terms in the same loop, by constant */
+function groupsOf(lin: LinearProgram, op: Ops): Group[] {
+  const groups = new Map<string, Group>();
   for (const u of lin.uops) {
-    if (u.op !== Ops.LOAD) continue;
+    if (u.op !== op) continue;
     const idx = u.src[0];
-    if (idx?.op !== Ops.INDEX || idx.src.length !== 2) continue; // gated loads stay scalar
-    const buf = idx.src[0];
-    if (buf.op !== Ops.DEFINE_GLOBAL || buf.dtype !== u.dtype || !WIDTHS[u.dtype.itemsize]) {
-      continue;
-    }
+    if (idx?.op !== Ops.INDEX || idx.src.length !== 2) continue; // gated accesses stay scalar
+    const buf = idx.src[0], d = op === Ops.LOAD ? u.dtype : u.src[1].dtype;
+    if (!WIDE_BUFS.includes(buf.op) || buf.dtype !== d || !WIDTHS[d.itemsize]) continue;
     const sum = linSum(idx.src[1]);
     if (!sum) continue;
     const terms = sum.terms.map((t, i) => [t.id, sum.coefs[i]] as const)
@@ -49,25 +66,66 @@ export function planWideLoads(lin: LinearProgram): Map<UOp, WideWord> {
     }
     if (!g.at.has(sum.k)) g.at.set(sum.k, u);
   }
+  return [...groups.values()];
+}
+
+/** aligned windows of `width` consecutive accesses of a group that `ok` accepts, in order */
+function* windows(g: Group, width: number, taken: (u: UOp) => boolean): Generator<UOp[]> {
+  if (g.step % width !== 0) return;
+  for (const k of [...g.at.keys()].sort((a, b) => a - b)) {
+    if (((k % width) + width) % width !== 0) continue;
+    const us = Array.from({ length: width }, (_, i) => g.at.get(k + i));
+    if (us.some((u) => u === undefined || taken(u))) continue;
+    yield us as UOp[];
+  }
+}
+
+const itemsize = (u: UOp): number => (u.op === Ops.LOAD ? u.dtype : u.src[1].dtype).itemsize;
+
+/** the word each load is part of (loads of no word are absent) */
+export function planWideLoads(lin: LinearProgram): Map<UOp, WideWord> {
   const order = new Map(lin.uops.map((u, i) => [u, i]));
   const out = new Map<UOp, WideWord>();
-  for (const { step, at } of groups.values()) {
-    if (at.size < 2) continue;
-    const itemsize = at.values().next().value!.dtype.itemsize;
-    for (const width of WIDTHS[itemsize]) {
-      if (step % width !== 0) continue;
-      for (const k of [...at.keys()].sort((a, b) => a - b)) {
-        if (((k % width) + width) % width !== 0) continue;
-        const loads = Array.from({ length: width }, (_, i) => at.get(k + i));
-        if (loads.some((l) => l === undefined || out.has(l))) continue;
-        const ls = loads as UOp[];
+  for (const g of groupsOf(lin, Ops.LOAD)) {
+    if (g.at.size < 2) continue;
+    const size = itemsize(g.at.values().next().value!);
+    for (const width of WIDTHS[size]) {
+      for (const ls of windows(g, width, (u) => out.has(u))) {
         const firstAt = Math.min(...ls.map((l) => order.get(l)!));
         const word: WideWord = {
           loads: ls,
-          bytes: width * itemsize,
+          bytes: width * size,
           first: ls.findIndex((l) => order.get(l) === firstAt),
         };
         for (const l of ls) out.set(l, word);
+      }
+    }
+  }
+  return out;
+}
+
+/** the wide store each store is part of: stores that copy a loaded word whole, in place */
+export function planWideStores(
+  lin: LinearProgram,
+  words: ReadonlyMap<UOp, WideWord>,
+): Map<UOp, WideStore> {
+  const order = new Map(lin.uops.map((u, i) => [u, i]));
+  const out = new Map<UOp, WideStore>();
+  for (const g of groupsOf(lin, Ops.STORE)) {
+    if (g.at.size < 2) continue;
+    const size = itemsize(g.at.values().next().value!);
+    for (const width of WIDTHS[size]) {
+      for (const ss of windows(g, width, (u) => out.has(u))) {
+        const word = words.get(ss[0].src[1]);
+        if (!word || word.loads.length !== width) continue;
+        if (ss.some((s, i) => s.src[1] !== word.loads[i])) continue;
+        const firstAt = Math.min(...ss.map((s) => order.get(s)!));
+        const wide: WideStore = {
+          stores: ss,
+          word,
+          first: ss.findIndex((s) => order.get(s) === firstAt),
+        };
+        for (const s of ss) out.set(s, wide);
       }
     }
   }
