@@ -62,7 +62,9 @@ export async function train(
     opt.zeroGrad();
     const loss = model.call(x).sparseCategoricalCrossentropy(y);
     loss.backward();
-    opt.step();
+    // the loss, the backward and the update in one schedule (the loss read after a plain step()
+    // would run the forward again from the old weights)
+    opt.step(loss);
     const l = Number(loss.item());
     if (step === 2) stepPeakBytes = GlobalCounters.memPeak - datasetBytes;
     if (opts.log && (step % 50 === 0 || step === opts.steps - 1)) {
