@@ -1,18 +1,19 @@
-// The AMD device: kernels compiled by hiprtc to a code object for the card's gfx target
-// (disk-cached by content), loaded and launched through the HIP runtime (src/runtime/ffi/hip.ts),
-// device memory from a caching allocator, kernel times from HIP events. It mirrors the CUDA
-// device call for call; the compile path is tested without a GPU (tests/hip_render_test.ts),
-// the launch path only where an AMD GPU is present (tests/gpu/amd_test.ts).
+// The AMD device: kernels compiled by amd_comgr (or hiprtc where comgr cannot be opened) to a code
+// object for the card's gfx target (disk-cached by content), loaded and launched through the HIP
+// runtime (src/runtime/ffi/hip.ts), device memory from a caching allocator, kernel times from HIP
+// events. It mirrors the CUDA device call for call; the compile path is tested without a GPU
+// (tests/hip_render_test.ts, tests/amd_comgr_test.ts), the launch path only where an AMD GPU is
+// present (tests/gpu/amd_test.ts).
 //
 // Launch convention (src/codegen/gpudims.ts): spec.globalSize is the grid in blocks,
 // spec.localSize the block in threads.
 import type { DeviceImpl, DeviceInfo, Program, ProgramSpec, RunOpts } from "./device.ts";
 import { programKey } from "./program_key.ts";
 import { DiskCache } from "./cache.ts";
-import { checkSpec, numbered } from "./js.ts";
+import { checkSpec } from "./js.ts";
 import { cstr, outInt, outPtr } from "./ffi/libcuda.ts";
 import { HipAttr, HipError, hipErrorOutOfMemory, LibHip } from "./ffi/hip.ts";
-import { HiprtcError, LibHiprtc } from "./ffi/hiprtc.ts";
+import { type AmdCompiler, amdCompiler } from "./amd_compile.ts";
 import { AMD_LIMITS } from "../renderer/hip.ts";
 import { CachingAllocator, GpuMem, KernelParams } from "./gpu_memory.ts";
 
@@ -47,30 +48,7 @@ export class HipAllocator extends CachingAllocator<HipMem> {
   }
 }
 
-/** hiprtc to an AMDGPU code object for one gfx target */
-export class HiprtcCompiler {
-  readonly options: string[];
-  constructor(private readonly rtc: LibHiprtc, readonly arch: string) {
-    // -ffp-contract=off: a*b+c rounds twice, as on the CPU device and in the reference values
-    this.options = [`--offload-arch=${arch}`, "-O3", "-ffp-contract=off"];
-  }
-  get identity(): string {
-    return JSON.stringify(["hiprtc", this.rtc.path, this.rtc.version, this.options]);
-  }
-  compile(src: string, name: string): Uint8Array {
-    try {
-      return this.rtc.compileToCode(src, name, this.options);
-    } catch (e) {
-      if (!(e instanceof HiprtcError)) throw e;
-      throw new Error(
-        `HIP compile of kernel '${name}' failed (hiprtc ${this.rtc.version}, ` +
-          `${this.options.join(" ")}): ${e.message}\n--- source ---\n${numbered(src)}`,
-        { cause: e },
-      );
-    }
-  }
-}
-
+/** HIP source to an AMDGPU code object for one gfx target */
 class HipProgram implements Program<HipMem> {
   private readonly args: KernelParams;
 
@@ -136,7 +114,7 @@ export class AmdDevice implements DeviceImpl<HipMem> {
   readonly arch: string;
   readonly stats = { compiled: 0, diskHits: 0, memHits: 0 };
   private readonly ordinal: number;
-  #compiler: HiprtcCompiler | null = null;
+  #compiler: AmdCompiler | null = null;
   #cache: DiskCache | null = null;
   #events: [Deno.PointerValue, Deno.PointerValue] | null = null;
   private programs = new Map<string, HipProgram>();
@@ -178,9 +156,9 @@ export class AmdDevice implements DeviceImpl<HipMem> {
     return out[0];
   }
 
-  /** hiprtc is opened on the first compile: a device that only copies memory needs no compiler */
-  get compiler(): HiprtcCompiler {
-    return this.#compiler ??= new HiprtcCompiler(LibHiprtc.get(), this.arch);
+  /** the compiler is opened on the first compile: a device that only copies memory needs none */
+  get compiler(): AmdCompiler {
+    return this.#compiler ??= amdCompiler(this.arch);
   }
 
   get cache(): DiskCache {

@@ -17,7 +17,7 @@ gpuDeviceTests({
   arch: /^gfx[0-9a-f]+$/,
   broken: {
     src: 'extern "C" __global__ void broken(float* data0) { data0[0] = undefined_thing; }\n',
-    error: /HIPRTC_ERROR_COMPILATION[\s\S]*undefined_thing/,
+    error: /(HIPRTC_ERROR_COMPILATION|AMD_COMGR_STATUS_ERROR)[\s\S]*undefined_thing/,
   },
   enabled,
 });

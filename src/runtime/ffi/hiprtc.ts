@@ -117,3 +117,54 @@ export class LibHiprtc {
     return new TextDecoder().decode(buf).replace(/\0+$/, "").trim();
   }
 }
+
+const BUILTINS = ["libhiprtc-builtins.so", "libhiprtc-builtins.so.6", "libhiprtc-builtins.so.5"];
+
+/** where hiprtc's built-in header may be: TG_HIPRTC_BUILTINS_PATH, then the usual ROCm paths */
+export function libhiprtcBuiltinsCandidates(): string[] {
+  const own = env("TG_HIPRTC_BUILTINS_PATH");
+  return [
+    ...(own ? [own] : []),
+    ...BUILTINS,
+    ...rocmLibDirs().flatMap((d) => BUILTINS.map((n) => `${d}/${n}`)),
+  ];
+}
+
+/** hiprtc_runtime.h as hiprtc compiles against it */
+export interface HiprtcHeader {
+  /** the library it came from */
+  path: string;
+  bytes: Uint8Array;
+}
+
+let header: HiprtcHeader | null = null;
+
+/**
+ * the HIP runtime header (blockIdx, __global__, expf and the rest) that hiprtc -includes in
+ * every program: libhiprtc-builtins exports it as the char array __hipRTC_header. Compiling
+ * through amd_comgr directly (src/runtime/ffi/comgr.ts) needs the same header to accept the
+ * same source.
+ */
+export function hiprtcRuntimeHeader(): HiprtcHeader {
+  if (header) return header;
+  const { lib, path } = openFirst(
+    "libhiprtc-builtins (hiprtc's HIP runtime header)",
+    libhiprtcBuiltinsCandidates(),
+    {
+      // a static of type pointer reads as the symbol's address: here, the array's first char
+      __hipRTC_header: { type: "pointer" },
+      __hipRTC_header_size: { type: "u32" },
+    } as const,
+  );
+  try {
+    const at = lib.symbols.__hipRTC_header as Deno.PointerValue;
+    const size = lib.symbols.__hipRTC_header_size as number;
+    if (at === null || !(size > 0)) throw new Error(`${path}: __hipRTC_header is empty`);
+    const bytes = new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(at, size)).slice();
+    let end = bytes.length;
+    while (end > 0 && bytes[end - 1] === 0) end--;
+    return header = { path, bytes: bytes.subarray(0, end) };
+  } finally {
+    lib.close();
+  }
+}
