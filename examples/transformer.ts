@@ -114,26 +114,11 @@ export class Transformer {
  * starts.
  */
 export function checkpointedLoss(model: Transformer, tokens: Tensor, targets: Tensor): Tensor {
-  const segments = model.segments();
-  const x0 = model.embed(tokens);
-  // the forward: values only; each segment starts from its input without a graph behind it
-  const xs = [x0.detach()];
-  for (const f of segments) xs.push(f(xs[xs.length - 1]).detach());
-  const last = xs[xs.length - 1].detach();
-  last.requiresGrad = true;
-  const loss = model.unembed(last).sparseCategoricalCrossentropy(targets);
-  loss.backward();
-  // the backward, segment by segment: recompute() makes the segment's input a node of its own,
-  // so its activations are new nodes computed for the backward, not the forward's kept alive
-  let dy = last.grad!;
-  for (let i = segments.length - 1; i >= 0; i--) {
-    const x = xs[i].recompute();
-    x.requiresGrad = true;
-    segments[i](x).backward(dy);
-    dy = x.grad!;
-  }
-  x0.backward(dy);
-  return loss;
+  return nn.checkpointSequential(
+    model.embed(tokens),
+    model.segments(),
+    (x) => model.unembed(x).sparseCategoricalCrossentropy(targets),
+  );
 }
 
 /**

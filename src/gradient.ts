@@ -230,6 +230,11 @@ function ownedNodes(root: UOp, keep: (t: Tensor) => boolean): Map<Tensor, UOp[]>
   return found;
 }
 
+/** whether backward() from `t` would reach a tensor with requiresGrad */
+export function needsGrad(t: Tensor): boolean {
+  return ownedNodes(t.uop, (x) => x.requiresGrad && x.dtype.isFloat).size > 0;
+}
+
 const shapeStr = (s: readonly number[]): string => `[${s.join(", ")}]`;
 
 function seed(op: string, loss: Tensor, gradient?: Tensor): UOp {

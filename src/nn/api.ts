@@ -4,3 +4,4 @@ export type { BatchNormOpts, Conv2dOpts } from "./layers.ts";
 export * as state from "./state.ts";
 export * as optim from "./optim.ts";
 export * as datasets from "./datasets.ts";
+export { checkpointSequential } from "./checkpoint.ts";
