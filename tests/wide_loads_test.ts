@@ -7,7 +7,13 @@ import { dtypes, Tensor } from "../mod.ts";
 import { lowerKernel, toProgram } from "../src/codegen/index.ts";
 import { Ops, type UOp } from "../src/uop/ops.ts";
 import { linSum } from "../src/uop/symbolic.ts";
-import { planWideLoads, planWideStores } from "../src/renderer/wide_loads.ts";
+import {
+  matrixFragment,
+  matrixRowStart,
+  planWideLoads,
+  planWideStores,
+} from "../src/renderer/wide_loads.ts";
+import { evalInt } from "./support/eval_index.ts";
 import { findNvcc, nvccCubin } from "./support/nvcc.ts";
 
 const cuda = (t: Tensor): string => toProgram(t.schedule().at(-1)!.ast, "cuda").src;
@@ -71,7 +77,7 @@ Deno.test("a tensor-core matmul loads b 16 bytes and a 4 bytes at a time, adding
   assert.ok(wmmas.length > 0 && wmmas.every((u) => u.src.length === 14));
 });
 
-Deno.test("a staged tensor-core matmul copies 16-byte words into shared memory and reads its fragments from there in 16- and 4-byte words", () => {
+Deno.test("a staged tensor-core matmul copies 16-byte words into shared memory and reads its fragments from there with ldmatrix", () => {
   const t = js([256, 512], dtypes.float16).matmul(js([512, 256], dtypes.float16));
   const src = cuda(t);
   const { lin } = lowerKernel(t.schedule().at(-1)!.ast, {}, "cuda");
@@ -90,10 +96,58 @@ Deno.test("a staged tensor-core matmul copies 16-byte words into shared memory a
   }
   assert.equal(count(src, /\*\(\(uint4\*\)&smem[01]\[[^\]]*\]\) = wide\d+;/g), 8, src);
   assert.equal(count(src, /__shared__ __align__\(16\) unsigned short smem[01]\[/g), 2);
-  // per 16-wide k slice: 4 rows of b for 8 tiles (16 bytes), 4 x 4 pairs of a (4 bytes)
-  assert.equal(count(src, /const uint4 wide\d+ = \*\(\(const uint4\*\)&smem1\[/g), 4, src);
-  assert.equal(count(src, /const unsigned wide\d+ = \*\(\(const unsigned\*\)&smem0\[/g), 16);
-  assert.equal(count(src, /= smem[01]\[/g), 0, "no scalar read of shared memory");
+  // per 16-wide k slice: one x4 ldmatrix per a fragment (4 m tiles), one x2 .trans per b
+  // fragment (8 n tiles)
+  assert.equal(
+    count(src, /ldmatrix\.sync\.aligned\.m8n8\.x4\.shared\.b16 [^\n]*&smem0\[/g),
+    4,
+    src,
+  );
+  assert.equal(
+    count(src, /ldmatrix\.sync\.aligned\.m8n8\.x2\.trans\.shared\.b16 [^\n]*&smem1\[/g),
+    8,
+  );
+  // (the element loads it replaces stay, unused: src/renderer/cuda.ts says why)
+});
+
+Deno.test("ldmatrix hands every lane of a staged tensor-core matmul the fragment elements its loads name", () => {
+  const t = js([256, 512], dtypes.float16).matmul(js([512, 256], dtypes.float16));
+  const { lin } = lowerKernel(t.schedule().at(-1)!.ast, {}, "cuda");
+  const wmmas = lin.uops.filter((u) => u.op === Ops.WMMA);
+  assert.equal(wmmas.length, 4 * 8 * 4, "4x8 mma tiles of 4 elements");
+  // the other thread indexes and the loops at arbitrary values in range
+  const env0 = new Map<UOp, number>();
+  let seed = 7;
+  for (const u of lin.uops) {
+    if (u.op === Ops.SPECIAL || u.op === Ops.RANGE) {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      env0.set(u, seed % (Number(u.vmax) + 1));
+    }
+  }
+  let checked = 0;
+  for (const w of wmmas) {
+    for (const [from, n] of [[0, 8], [8, 4]]) {
+      const loads = w.src.slice(from, from + n), f = matrixFragment(loads);
+      assert.ok(f, `operand ${from ? "b" : "a"} is read by ldmatrix`);
+      const at = (e: number, L: number) =>
+        evalInt(loads[e].src[0].src[1], new Map([...env0, [f.lane, L]]));
+      // the row that lane R gives for matrix j: evaluated with the lane at R
+      const row = (R: number): number => matrixRowStart(f, at(0, R), R);
+      for (let L = 0; L < 32; L++) {
+        for (let e = 0; e < n; e++) {
+          const j = e >> 1, h = e & 1;
+          // x4: matrix j's rows come from lanes 8j..8j+7; lane L gets row L/4, columns 2(L%4)+h.
+          // .trans: lane L gets row 2(L%4)+h, column L/4
+          const got: number = f.trans
+            ? row(8 * j + 2 * (L & 3) + h) + (L >> 2)
+            : row(8 * j + (L >> 2)) + 2 * (L & 3) + h;
+          assert.equal(got, at(e, L), `lane ${L} element ${e}`);
+          checked++;
+        }
+      }
+    }
+  }
+  assert.equal(checked, wmmas.length * 32 * 12);
 });
 
 Deno.test("kernels with wide loads compile with nvcc -cubin -arch=sm_90", async (t) => {

@@ -26,4 +26,6 @@ export interface ProgramSpec {
   mem?: number;
   /** loop iterations one thread runs, all loops together (some devices cap them) */
   loopIterations?: number;
+  /** bytes of dynamic shared memory (CUDA `extern __shared__`) each block is launched with */
+  sharedMem?: number;
 }

@@ -196,8 +196,9 @@ function rebuild(
  * wait at a barrier, and the warps read their fragments from there: each A and B element comes
  * from global memory once per block instead of once per warp tile. Two stages (ko % 2) make one
  * barrier per slice enough: slice ko+2 rewrites stage ko%2 only after every thread passed slice
- * ko+1's barrier, so after every read of slice ko. Rows are padded by 8 elements so that the
- * fragment reads of a warp spread over the shared-memory banks.
+ * ko+1's barrier, so after every read of slice ko. Rows are padded by 8 elements (16 bytes) so
+ * that the 8 16-byte rows one ldmatrix phase reads (rows 80 and 272 bytes apart) fall in 8
+ * different 16-byte bank groups.
  */
 export const STAGED = {
   /** warps along m and n */
@@ -289,9 +290,11 @@ function rebuildStaged(
     const kx = kAt((e & 1) + (e >= 4 ? 8 : 0));
     return read(smemA, stage.mul(sizeA).add(row.mul(rowA)).add(kx));
   });
-  // column c (0..7) of a warp's tile j is block column 64 wx + 8c + j: the b elements a lane
-  // needs for the warp's 8 tiles are 8 adjacent elements of a row (one 16-byte read)
-  const col = (c: UOp) => wx.mul(S.nj * TC_DIMS.n).add(c.mul(S.nj)).add(nj);
+  // column c (0..7) of a warp's tile j is block column 64 wx + 8j + c: the tile's b fragment is
+  // two 8x8 matrices of the shared tile (k rows 0-7 and 8-15), which the CUDA renderer reads
+  // with one ldmatrix .trans (src/renderer/wide_loads.ts matrixFragment), as it reads the a
+  // fragment's four with one ldmatrix
+  const col = (c: UOp) => wx.mul(S.nj * TC_DIMS.n).add(nj.mul(TC_DIMS.n)).add(c);
   const bVals = Array.from({ length: 4 }, (_, e) => {
     const kx = kAt((e & 1) + (e >= 2 ? 8 : 0));
     return read(smemB, stage.mul(sizeB).add(kx.mul(rowB)).add(col(g)));

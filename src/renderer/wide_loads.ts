@@ -131,3 +131,87 @@ export function planWideStores(
   }
   return out;
 }
+
+/**
+ * A tensor-core fragment read from shared memory by one warp-wide ldmatrix instead of one load
+ * per element pair. The fragment's element loads are the operands of an mma (a: 8 elements,
+ * b: 4) whose indexes are idx0 + (lane/4)*cg + (lane%4)*ct + the element's constant, as
+ * src/opt/tc.ts writes them. ldmatrix has each lane give the address of one 16-byte row of an
+ * 8x8 matrix: a row r of matrix j starts at idx0 - (lane/4)*cg - (lane%4)*ct + r*row + offs[j].
+ * a (row-major 16x16, x4): row = cg, offs = [0, 8 rows, 8 k, both]. b (16x8, x2 .trans): the
+ * matrix rows are k rows of the shared tile, row = ct/2, offs = [0, 8 k rows].
+ */
+export interface MatrixFragment {
+  /** the lane: the node whose /4 and %4 are the fragment's g and t */
+  lane: UOp;
+  /** element 0's index */
+  idx0: UOp;
+  cg: number;
+  ct: number;
+  row: number;
+  offs: number[];
+  trans: boolean;
+}
+
+type Terms = Map<UOp, number>;
+const termsOf = (u: UOp): { t: Terms; k: number } | null => {
+  const s = linSum(u);
+  if (!s) return null;
+  const t: Terms = new Map();
+  s.terms.forEach((x, i) => s.coefs[i] && t.set(x, (t.get(x) ?? 0) + s.coefs[i]));
+  return { t, k: s.k };
+};
+const sameTerms = (a: Terms, b: Terms): boolean =>
+  a.size === b.size && [...a].every(([x, c]) => b.get(x) === c);
+
+/**
+ * the ldmatrix form of an mma operand's element loads (a: 8, b: 4), or null where they are not
+ * 16-bit loads of one 16-byte aligned shared array in the fragment layout
+ */
+export function matrixFragment(loads: readonly UOp[]): MatrixFragment | null {
+  const isA = loads.length === 8;
+  if (!isA && loads.length !== 4) return null;
+  const idxs: UOp[] = [];
+  for (const l of loads) {
+    const idx = l.src[0];
+    if (l.op !== Ops.LOAD || idx?.op !== Ops.INDEX || idx.src.length !== 2) return null;
+    if (idx.src[0].op !== Ops.DEFINE_LOCAL || idx.src[0] !== loads[0].src[0].src[0]) return null;
+    if (l.dtype.itemsize !== 2 || idx.src[0].dtype !== l.dtype) return null;
+    idxs.push(idx.src[1]);
+  }
+  const sums = idxs.map(termsOf);
+  if (sums.some((s) => !s || !sameTerms(s.t, sums[0]!.t))) return null;
+  const d = sums.map((s) => s!.k - sums[0]!.k);
+  // the lane: x in x/4 and x%4, found in no other term
+  const s0 = sums[0]!;
+  let lane: UOp | undefined, cg = 0, ct = 0;
+  for (const [x, c] of s0.t) {
+    if (x.op !== Ops.IDIV || x.src[1].op !== Ops.CONST || x.src[1].arg !== 4) continue;
+    const m = [...s0.t].find(([y]) =>
+      y.op === Ops.MOD && y.src[0] === x.src[0] && y.src[1].op === Ops.CONST && y.src[1].arg === 4
+    );
+    if (m) [lane, cg, ct] = [x.src[0], c, m[1]];
+  }
+  if (!lane || lane.vmin !== 0 || lane.vmax !== 31) return null;
+  const rest = [...s0.t].filter(([x]) =>
+    !(x.src[0] === lane && (x.op === Ops.IDIV || x.op === Ops.MOD))
+  );
+  if (rest.some(([x]) => x.toposort().includes(lane!))) return null;
+  // every row address 16-byte aligned: the terms left and the constant are multiples of 8
+  if (rest.some(([, c]) => c % 8 !== 0) || s0.k % 8 !== 0) return null;
+  const eq = (want: number[]) => want.every((w, i) => d[i] === w);
+  if (isA) {
+    const R = 8 * cg;
+    if (ct !== 2 || cg % 8 !== 0 || !eq([0, 1, R, R + 1, 8, 9, R + 8, R + 9])) return null;
+    return { lane, idx0: idxs[0], cg, ct, row: cg, offs: [0, R, 8, R + 8], trans: false };
+  }
+  const row = ct / 2;
+  if (cg !== 1 || row % 8 !== 0 || !eq([0, row, 8 * row, 9 * row])) return null;
+  return { lane, idx0: idxs[0], cg, ct, row, offs: [0, 8 * row], trans: true };
+}
+
+/** element index the lane `L` gives ldmatrix for `f`: a row start (see MatrixFragment) */
+export function matrixRowStart(f: MatrixFragment, idx0: number, L: number): number {
+  const base = idx0 - (L >> 2) * f.cg - (L & 3) * f.ct;
+  return base + (L & 7) * f.row + (f.offs[(L >> 3) % f.offs.length]);
+}

@@ -10,6 +10,7 @@ import { DiskCache } from "./cache.ts";
 import { checkSpec, numbered } from "./js.ts";
 import {
   cstr,
+  CU_FUNC_MAX_DYNAMIC_SHARED,
   CUattr,
   CUDA_ERROR_OUT_OF_MEMORY,
   CudaError,
@@ -75,8 +76,15 @@ export class NvrtcCompiler {
   }
 }
 
+/** bytes of dynamic shared memory (`extern __shared__`) a kernel is launched with */
+export function dynamicShared(spec: ProgramSpec): number {
+  const n = spec.sharedMem;
+  return typeof n === "number" && n > 0 ? n : 0;
+}
+
 class CudaProgram implements Program<CudaMem> {
   private readonly args: KernelParams;
+  private readonly shared: number;
 
   constructor(
     readonly spec: ProgramSpec,
@@ -84,6 +92,7 @@ class CudaProgram implements Program<CudaMem> {
     private readonly fn: Deno.PointerValue,
   ) {
     this.args = new KernelParams(spec, "CUDA", CudaMem);
+    this.shared = dynamicShared(spec);
   }
 
   run(bufs: readonly CudaMem[], vars: readonly number[], opts?: RunOpts): number | undefined {
@@ -101,7 +110,7 @@ class CudaProgram implements Program<CudaMem> {
         l[0] ?? 1,
         l[1] ?? 1,
         l[2] ?? 1,
-        0,
+        this.shared,
         null,
         this.args.params,
         null,
@@ -223,6 +232,18 @@ export class CudaDevice implements DeviceImpl<CudaMem> {
       this.cu.sym.cuModuleGetFunction(fn, Deno.UnsafePointer.create(mod[0]), cstr(spec.name)),
       `cuModuleGetFunction(${spec.name})`,
     );
+    const shared = dynamicShared(spec);
+    // above 48 KB a kernel must opt in to its dynamic shared memory before its first launch
+    if (shared > 48 * 1024) {
+      this.cu.check(
+        this.cu.sym.cuFuncSetAttribute(
+          Deno.UnsafePointer.create(fn[0]),
+          CU_FUNC_MAX_DYNAMIC_SHARED,
+          shared,
+        ),
+        `cuFuncSetAttribute(${spec.name}, max dynamic shared memory ${shared} bytes)`,
+      );
+    }
     p = new CudaProgram(spec, this, Deno.UnsafePointer.create(fn[0]));
     this.programs.set(memKey, p);
     return p;

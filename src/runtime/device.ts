@@ -38,6 +38,8 @@ export interface ProgramSpec {
   readonly mem?: number;
   /** loop iterations one thread runs, all loops together (some devices cap them) */
   readonly loopIterations?: number;
+  /** bytes of dynamic shared memory (`extern __shared__`) a GPU kernel is launched with */
+  readonly sharedMem?: number;
 }
 
 // ---- what a device provides ----

@@ -21,6 +21,7 @@ const SYMBOLS = {
   cuMemcpyDtoD_v2: { parameters: ["u64", "u64", "usize"], result: "i32" },
   cuModuleLoadData: { parameters: ["buffer", "buffer"], result: "i32" },
   cuModuleGetFunction: { parameters: ["buffer", "pointer", "buffer"], result: "i32" },
+  cuFuncSetAttribute: { parameters: ["pointer", "i32", "i32"], result: "i32" },
   cuLaunchKernel: {
     // f, grid xyz, block xyz, shared bytes, stream, kernelParams (void**), extra
     parameters: [
@@ -50,6 +51,9 @@ export type CudaSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
 /** CUresult values the runtime reacts to */
 export const CUDA_ERROR_OUT_OF_MEMORY = 2;
+
+/** CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES: a kernel's dynamic shared memory cap */
+export const CU_FUNC_MAX_DYNAMIC_SHARED = 8;
 
 /** CUdevice_attribute values used here */
 export const CUattr = {
