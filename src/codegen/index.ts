@@ -156,8 +156,12 @@ export function toProgram(ast: UOp, lang: CodegenLang, opts: ToProgramOpts = {})
     const x = (a.arg as [string])[0], y = (b.arg as [string])[0];
     return x < y ? -1 : x > y ? 1 : 0;
   });
-  const src = renderers[lang](dims).render({ name, lin, bufs, vars: varList });
+  const renderer = renderers[lang](dims);
+  const src = renderer.render({ name, lin, bufs, vars: varList });
+  // shared arrays past the static limit are dynamic shared memory the launch sizes
+  const sharedMem = renderer instanceof CUDARenderer ? renderer.dynamicShared : 0;
   return {
+    ...(sharedMem ? { sharedMem } : {}),
     name,
     src,
     lang,

@@ -53,6 +53,12 @@ export const pmExpand = new PatternMatcher<unknown>([
     const upcast = (x: UOp) => x.op === Ops.END && x.src.slice(1).some(isType(AxisType.UPCAST));
     return b.b.src.some(upcast) ? b.b.replace({ src: b.b.src.flatMap(expandStore) }) : undefined;
   }],
+  // and the copies an access is ordered after (src/opt/tc.ts PIPE: a shared-memory read after
+  // the next slice's copies, a prologue slice's copies after the last one's)
+  [new UPat({ op: [Ops.LOAD, Ops.STORE], name: "l" }), (b) => {
+    const upcast = (x: UOp) => x.op === Ops.END && x.src.slice(1).some(isType(AxisType.UPCAST));
+    return b.l.src.some(upcast) ? b.l.replace({ src: b.l.src.flatMap(expandStore) }) : undefined;
+  }],
   [new UPat({ op: Ops.SINK, name: "s" }), (b) => {
     const upcast = (x: UOp) => x.op === Ops.END && x.src.slice(1).some(isType(AxisType.UPCAST));
     return b.s.src.some(upcast) ? b.s.replace({ src: b.s.src.flatMap(expandStore) }) : undefined;

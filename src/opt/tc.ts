@@ -10,7 +10,7 @@
 // WMMA(a0..a7, b0..b3, u) is element u of the mma's float32 result on a zero accumulator; the
 // REDUCE over the k slices adds it up, so the kernel keeps its REDUCE form (src/opt/expand.ts
 // makes the 4 elements 4 REDUCEs whose WMMAs share their sources: one mma in the CUDA source).
-import { AxisType, Ops, UOp } from "../uop/ops.ts";
+import { AxisType, INDEX_LDMATRIX, Ops, STORE_ASYNC, UOp } from "../uop/ops.ts";
 import { type DType, dtypes } from "../dtype.ts";
 import { applyFirst, kernelAxes, type Opt, OptError, OptOps } from "./opts.ts";
 
@@ -44,10 +44,11 @@ export function applyTC(sink: UOp, opt: Opt): UOp {
   const bad = (why: string): never => {
     throw new OptError(opt, why);
   };
-  if (opt.amount !== TC_DIMS.k && opt.amount !== STAGED.bk) {
+  if (opt.amount !== TC_DIMS.k && opt.amount !== STAGED.bk && opt.amount !== PIPE.bk) {
     bad(
       `the amount is the mma's K, ${TC_DIMS.k} (m16n8k16), or the k of one shared-memory ` +
-        `stage, ${STAGED.bk} (block tiles staged through shared memory)`,
+        `stage: ${STAGED.bk} (block tiles staged through shared memory) or ${PIPE.bk} ` +
+        `(staged by cp.async, ${PIPE.stages} stages in flight)`,
     );
   }
   const axes = kernelAxes(sink);
@@ -100,19 +101,23 @@ export function applyTC(sink: UOp, opt: Opt): UOp {
   ]];
   if (!inner) tries.reverse();
   const K = sizeOf(k);
-  if (opt.amount === STAGED.bk) {
-    const tile = [STAGED.bm, STAGED.bn, STAGED.bk];
+  if (opt.amount === STAGED.bk || opt.amount === PIPE.bk) {
+    const cfg = opt.amount === PIPE.bk ? PIPE : STAGED;
+    const tile = [cfg.bm, cfg.bn, cfg.bk];
+    // the pipeline's prologue fills stages-1 stages: K must hold that many slices
     const fits = tries.find(([m, n]) =>
-      [sizeOf(m), sizeOf(n), K].every((s, i) => s !== null && s % tile[i] === 0)
+      [sizeOf(m), sizeOf(n), K].every((s, i) => s !== null && s % tile[i] === 0) &&
+      K! >= cfg.bk * (cfg.stages - 1)
     );
     if (!fits) {
       const [m, n] = tries[0];
       bad(
         `sizes M=${sizeOf(m)}, N=${sizeOf(n)}, K=${K} do not fit the staged block tile: M and N ` +
-          `must be multiples of ${STAGED.bm} and K of ${STAGED.bk}`,
+          `must be multiples of ${cfg.bm} and K of ${cfg.bk}` +
+          (cfg.stages > 2 ? `, at least ${cfg.bk * (cfg.stages - 1)}` : ""),
       );
     }
-    return rebuildStaged(sink, st, outs, k, fits!, Math.max(...axes.map((a) => a.id)) + 1);
+    return rebuildStaged(sink, st, outs, k, fits!, Math.max(...axes.map((a) => a.id)) + 1, cfg);
   }
   const fit = tries.find(([m, n]) => {
     const M = sizeOf(m), N = sizeOf(n);
@@ -214,7 +219,35 @@ export const STAGED = {
   /** padding of each shared row (elements: 16 bytes) */
   pad: 8,
   stages: 2,
-} as const;
+  /** copies by cp.async, issued stages-1 slices ahead of the compute */
+  async: false,
+  /** 16-byte chunks of shared rows XOR-swizzled (instead of padded rows) */
+  swizzle: false,
+};
+
+/** the block layout of a staged kernel (STAGED, PIPE) */
+export type StageCfg = typeof STAGED;
+
+/**
+ * The pipelined variant (TC with amount PIPE.bk): STAGED's block with 64-wide k slices in 3
+ * stages of shared memory (96 KB: dynamic shared memory) filled by cp.async, which copies global
+ * memory to shared memory without the registers and without waiting. Before the k loop the
+ * copies of slices 0..stages-2 are issued; iteration ko waits until its own slice's copies
+ * landed (each thread: cp.async.wait_group lets the copies of the stages-2 later slices stay in
+ * flight), meets the barrier (every thread's copies of slice ko landed, and every warp is done
+ * with slice ko-1), then issues the copy of slice ko+stages-1 into the stage slice ko-1 used
+ * and computes slice ko while the copies run. Rows are XOR-swizzled instead of padded: a hand
+ * kernel of this design (.scratch/ldm.ts, .scratch/pipe.ts) ran at 414 TFLOP/s swizzled and 311
+ * padded (float16 4096^3, an H100).
+ */
+export const PIPE: StageCfg = {
+  ...STAGED,
+  bk: 64,
+  stages: 3,
+  async: true,
+  pad: 0,
+  swizzle: true,
+};
 
 function rebuildStaged(
   sink: UOp,
@@ -223,8 +256,9 @@ function rebuildStaged(
   k: UOp,
   [m, n, a, b]: [UOp, UOp, UOp, UOp],
   nextId: number,
+  S: StageCfg,
 ): UOp {
-  const S = STAGED, id = (r: UOp) => (r.arg as [number])[0];
+  const id = (r: UOp) => (r.arg as [number])[0];
   const mb = loop(sizeOf(m)! / S.bm, id(m), AxisType.LOOP);
   const nb = loop(sizeOf(n)! / S.bn, id(n), AxisType.LOOP);
   const ko = loop(sizeOf(k)! / S.bk, id(k), AxisType.REDUCE);
@@ -245,50 +279,108 @@ function rebuildStaged(
   const smemB = UOp.make(Ops.DEFINE_LOCAL, b.dtype, [], [1, S.stages * sizeB]);
   const stage = ko.op === Ops.RANGE ? ko.mod(S.stages) : ko;
   const at = (buf: UOp, i: UOp) => UOp.make(Ops.INDEX, buf.dtype, [buf, i]);
+  // element `within` of 16-byte chunk `chunk` of row `row` of a stage; swizzled, the chunk is
+  // XORed with row%8, so that the 8 rows an ldmatrix phase reads (all the same chunk) and the
+  // rows a warp's copies write spread over the 8 bank groups without padding
+  const swz = (chunk: UOp, row: UOp) => (S.swizzle ? chunk.xor(row.mod(8)) : chunk);
+  const slotA = (st: UOp, row: UOp, chunk: UOp, within: UOp) =>
+    st.mul(sizeA).add(row.mul(rowA)).add(swz(chunk, row).mul(8)).add(within);
+  const slotB = (st: UOp, row: UOp, chunk: UOp, within: UOp) =>
+    st.mul(sizeB).add(row.mul(rowB)).add(swz(chunk, row).mul(8)).add(within);
 
-  // the copy: chunk q = c*threads + tid of 8 elements (tid = 64 wy + 32 wx + lane; a row of
-  // `perRow` chunks), its row q/perRow and column 8*(q%perRow) written in terms of the thread's
-  // ranges so that the indexes stay sums of terms
+  // the copy of k slice `slice` into stage `into`: chunk q = c*threads + tid of 8 elements
+  // (tid = 64 wy + 32 wx + lane; a row of `perRow` chunks), its row q/perRow and column
+  // 8*(q%perRow) written in terms of the thread's ranges so that the indexes stay sums of terms
   const chunks = (S.bm * S.bk) / 8 / threads; // per thread, for A and for B alike
   const copy = (
     buf: UOp,
     perRow: number,
-    rowLen: number,
-    size: number,
+    into: UOp,
     from: (r: UOp, c: UOp) => UOp,
+    extra: UOp[],
   ) => {
     const c = range(chunks, AxisType.UPCAST), i = range(8, AxisType.UPCAST);
     const r = c.mul(threads / perRow).add(wy.mul(S.wn * WARP / perRow))
       .add(wx.mul(WARP / perRow)).add(lane.idiv(perRow));
     const col = lane.mod(perRow).mul(8).add(i);
+    const slot = buf === smemA ? slotA : slotB;
     const store = UOp.make(Ops.STORE, dtypes.void, [
-      at(buf, stage.mul(size).add(r.mul(rowLen)).add(col)),
+      at(buf, slot(into, r, lane.mod(perRow), i)),
       from(r, col),
-    ]);
-    return UOp.make(Ops.END, dtypes.void, [store, c, i]);
+      ...extra,
+    ], S.async ? STORE_ASYNC : undefined);
+    return (more: UOp[]) => UOp.make(Ops.END, dtypes.void, [store, c, i, ...more]);
   };
-  const copyA = copy(
-    smemA,
-    S.bk / 8,
-    rowA,
-    sizeA,
-    (r, c) => a.substitute(new Map([[m, mb.mul(S.bm).add(r)], [k, ko.mul(S.bk).add(c)]])),
-  );
-  const copyB = copy(
-    smemB,
-    S.bn / 8,
-    rowB,
-    sizeB,
-    (r, c) => b.substitute(new Map([[k, ko.mul(S.bk).add(r)], [n, nb.mul(S.bn).add(c)]])),
-  );
-  const bar = UOp.make(Ops.BARRIER, dtypes.void, [copyA, copyB]);
-  const read = (buf: UOp, i: UOp) => UOp.make(Ops.LOAD, buf.dtype, [at(buf, i), bar]);
+  const copies = (slice: UOp, into: UOp, extra: UOp[] = []) => [
+    copy(
+      smemA,
+      S.bk / 8,
+      into,
+      (r, c) => a.substitute(new Map([[m, mb.mul(S.bm).add(r)], [k, slice.mul(S.bk).add(c)]])),
+      extra,
+    ),
+    copy(
+      smemB,
+      S.bn / 8,
+      into,
+      (r, c) => b.substitute(new Map([[k, slice.mul(S.bk).add(r)], [n, nb.mul(S.bn).add(c)]])),
+      extra,
+    ),
+  ];
+  let bar: UOp, after: UOp[] = [];
+  if (!S.async) bar = UOp.make(Ops.BARRIER, dtypes.void, copies(ko, stage).map((f) => f([])));
+  else {
+    // the prologue: slices 0..stages-2 into stages 0..stages-2, each slice's copies issued
+    // after the last one's (the wait counts copies in issue order)
+    let pro: UOp[] = [];
+    for (let p = 0; p < S.stages - 1; p++) {
+      const sl = UOp.const(dtypes.int32, p);
+      pro = copies(sl, sl, pro).map((f) => f([]));
+    }
+    // in flight past the barrier: each thread's copies of the stages-2 slices after ko
+    const inFlight = (S.stages - 2) * 2 * chunks;
+    bar = UOp.make(Ops.BARRIER, dtypes.void, [...pro, ko], inFlight);
+    // slices past the end copy the last slice again (into the stage of a slice already done:
+    // nothing reads it) so that every iteration issues the same copies
+    const last = sizeOf(k)! / S.bk - 1;
+    const ahead = ko.add(S.stages - 1);
+    after = copies(ahead.minimum(last), ahead.mod(S.stages), [bar]).map((f) => f([]));
+  }
+  const read = (buf: UOp, i: UOp, ldm: UOp[]) =>
+    UOp.make(Ops.LOAD, buf.dtype, [at(buf, i), bar, ...after, ...ldm]);
+  // swizzled, ldmatrix's row addresses are no longer the element indexes' linear form: each
+  // operand's first element load names the row its lane hands ldmatrix (INDEX_LDMATRIX). a: lane
+  // L the tile row L%16 at k chunk L/16 (x4); b: lane L the k row L%16 (x2 .trans, lanes past
+  // 15 repeat the first 16)
+  const ldm = (buf: UOp, i: UOp) => [UOp.make(Ops.INDEX, buf.dtype, [buf, i], INDEX_LDMATRIX)];
+  const ldmA = S.swizzle
+    ? ldm(
+      smemA,
+      slotA(
+        stage,
+        wy.mul(S.mi * TC_DIMS.m).add(mi.mul(TC_DIMS.m)).add(lane.mod(16)),
+        kk.mul(2).add(lane.idiv(16)),
+        UOp.const(dtypes.int32, 0),
+      ),
+    )
+    : [];
+  const ldmB = S.swizzle
+    ? ldm(
+      smemB,
+      slotB(
+        stage,
+        kk.mul(TC_DIMS.k).add(lane.mod(16)),
+        wx.mul(S.nj).add(nj),
+        UOp.const(dtypes.int32, 0),
+      ),
+    )
+    : [];
 
-  const kAt = (off: number) => kk.mul(TC_DIMS.k).add(t.mul(2)).add(off);
+  // a fragment element's k: kk*16 + 8*hi + 2t + lo (the chunk of 8 kk*2 + hi, 2t + lo in it)
   const aVals = Array.from({ length: 8 }, (_, e) => {
     const row = wy.mul(S.mi * TC_DIMS.m).add(mi.mul(TC_DIMS.m)).add(g).add(8 * ((e >> 1) & 1));
-    const kx = kAt((e & 1) + (e >= 4 ? 8 : 0));
-    return read(smemA, stage.mul(sizeA).add(row.mul(rowA)).add(kx));
+    const at0 = slotA(stage, row, kk.mul(2).add(e >= 4 ? 1 : 0), t.mul(2).add(e & 1));
+    return read(smemA, at0, e === 0 ? ldmA : []);
   });
   // column c (0..7) of a warp's tile j is block column 64 wx + 8j + c: the tile's b fragment is
   // two 8x8 matrices of the shared tile (k rows 0-7 and 8-15), which the CUDA renderer reads
@@ -296,8 +388,8 @@ function rebuildStaged(
   // fragment's four with one ldmatrix
   const col = (c: UOp) => wx.mul(S.nj * TC_DIMS.n).add(nj.mul(TC_DIMS.n)).add(c);
   const bVals = Array.from({ length: 4 }, (_, e) => {
-    const kx = kAt((e & 1) + (e >= 2 ? 8 : 0));
-    return read(smemB, stage.mul(sizeB).add(kx.mul(rowB)).add(col(g)));
+    const kx = kk.mul(TC_DIMS.k).add(t.mul(2)).add((e & 1) + (e >= 2 ? 8 : 0));
+    return read(smemB, slotB(stage, kx, wx.mul(S.nj).add(nj), g), e === 0 ? ldmB : []);
   });
   const wmma = UOp.make(Ops.WMMA, dtypes.float32, [...aVals, ...bVals, elem], [
     TC_DIMS.m,
@@ -342,11 +434,12 @@ function envOn(name: string): boolean {
 }
 const tcEnabled = () => envOn("TC");
 const stagedEnabled = () => envOn("TC_SMEM");
+const pipeEnabled = () => envOn("TC_PIPE");
 
 /**
  * The heuristic's tensor-core opts for a CUDA kernel (assumed sm_80+: TC_MIN_SM), or null where
- * TC does not apply or TC=0: the staged variant (TC with a stage's k, STAGED) where the shapes
- * divide its block tile, else TC, then each warp computes a 2x16 block of mma tiles (every a and
+ * TC does not apply or TC=0: the pipelined variant (PIPE) or else the staged one (STAGED) where
+ * the shapes divide its block tile, else TC, then each warp computes a 2x16 block of mma tiles (every a and
  * b fragment it loads feeds several mmas).
  */
 export function tcOpts(sink: UOp): Opt[] | null {
@@ -356,8 +449,16 @@ export function tcOpts(sink: UOp): Opt[] | null {
   const chosen: Opt[] = [];
   // staged through shared memory where the shapes allow (TC_SMEM=0 turns that off): 201 against
   // 119 TFLOP/s for float16 4096^3 on an H100 with a hand-written kernel of the same design
+  // pipelined by cp.async first (TC_PIPE=0 turns it off): 360 against 199 TFLOP/s for STAGED
+  // (float16 4096^3, an H100, bench/gpu.ts)
   if (stagedEnabled()) {
-    applyFirst(sink, OptOps.TC, red[0].id, [STAGED.bk], chosen);
+    applyFirst(
+      sink,
+      OptOps.TC,
+      red[0].id,
+      pipeEnabled() ? [PIPE.bk, STAGED.bk] : [STAGED.bk],
+      chosen,
+    );
     if (chosen.length) return chosen;
   }
   let s = applyFirst(sink, OptOps.TC, red[0].id, [TC_DIMS.k], chosen);

@@ -341,8 +341,11 @@ export class CStyleRenderer {
   wideStore(_u: UOp, _access: string, _w: RenderWalk): boolean {
     return false;
   }
-  /** every thread of the workgroup waits here (a CPU runs the workgroup's threads in order) */
-  barrier(): string | null {
+  /**
+   * every thread of the workgroup waits here (a CPU runs the workgroup's threads in order); a
+   * number arg: after its async copies but that many landed (ops.ts STORE_ASYNC)
+   */
+  barrier(_u: UOp): string | null {
     return null;
   }
   bufParam(b: ProgramBuf): string {
@@ -394,7 +397,7 @@ export class CStyleRenderer {
           break;
         }
         case Ops.BARRIER: {
-          const b = this.barrier();
+          const b = this.barrier(u);
           if (b) line(b);
           break;
         }

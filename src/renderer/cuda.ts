@@ -1,7 +1,15 @@
 // CUDA C for NVRTC (and nvcc): the C-style base with a __global__ signature, block/thread indices
 // for SPECIAL, CUDA math functions, and header-free 16-bit floats (PTX cvt instructions for
 // float16, bit shifts for bfloat16), so compiling needs no CUDA include directory.
-import { type ConstValue, Ops, UOp } from "../uop/ops.ts";
+import {
+  axisLetter,
+  type AxisType,
+  type ConstValue,
+  INDEX_LDMATRIX,
+  Ops,
+  STORE_ASYNC,
+  UOp,
+} from "../uop/ops.ts";
 import { type DType, dtypes } from "../dtype.ts";
 import type { LinearProgram } from "../codegen/linearize.ts";
 import type { ProgramBuf } from "../codegen/program.ts";
@@ -59,6 +67,21 @@ export class CUDARenderer extends CStyleRenderer {
   private wideShared = new Set<string>();
   /** a load's stored bits (its storage type), for loads read out of a wide word */
   private bits = new Map<UOp, string>();
+  /** words only async copies store (cp.async reads them): their global addresses */
+  private asyncWords = new Map<WideWord, string | null>();
+  /** byte offsets of the shared arrays in dynamic shared memory, where they need it */
+  private dynamicOffsets = new Map<string, number>();
+  /**
+   * bytes of dynamic shared memory the last kernel rendered needs (0: its shared arrays are
+   * static): the launch's ProgramSpec.sharedMem
+   */
+  dynamicShared = 0;
+  /** the row address each lane hands ldmatrix, by operand, where the kernel gives it */
+  private rowAddrs = new Map<string, UOp>();
+  /** the mmas of each straight run of a loop body, by its first WMMA (ldmatrix up front) */
+  private fragmentFirst = new Map<UOp, UOp[]>();
+  /** loops fully unrolled: the short k loops around mmas */
+  private unrolled = new Set<string>();
 
   /** `localSize`: the block the kernel is launched with (threads per dimension) */
   constructor(readonly localSize: readonly number[] = [1, 1, 1]) {
@@ -132,6 +155,13 @@ export class CUDARenderer extends CStyleRenderer {
   override wideLoad(u: UOp, access: string, w: RenderWalk): string | undefined {
     const word = this.words.get(u);
     if (!word) return undefined;
+    if (this.asyncWords.has(word)) {
+      // cp.async reads the word itself (wideStore): here only its address
+      if (this.asyncWords.get(word) === null) {
+        this.asyncWords.set(word, word.first ? `(&${access} - ${word.first})` : `&${access}`);
+      }
+      return "0";
+    }
     let name = this.wordNames.get(word);
     if (name === undefined) {
       name = w.fresh("wide");
@@ -184,31 +214,11 @@ export class CUDARenderer extends CStyleRenderer {
         const e = this.bits.get(x) ?? (raw ? w.r.get(idx) : undefined);
         return e !== undefined ? `(unsigned)${e}` : `(unsigned)${bits}(${s[i]})`;
       };
-      const ldm = (from: number, n: number): string[] | undefined => {
-        const key = fragmentKey(u.src.slice(from, from + n));
-        const f = this.fragments.get(key);
-        if (!f) return undefined;
-        let regs = this.fragmentRegs.get(key);
-        if (regs) return regs;
-        const lane = w.r.get(f.lane), access = w.r.get(u.src[from].src[0]);
-        if (lane === undefined || access === undefined) return undefined;
-        const p = w.fresh("frag");
-        regs = Array.from({ length: n / 2 }, (_, i) => `${p}_${i}`);
-        this.fragmentRegs.set(key, regs);
-        const L = `(${lane})`;
-        const at = `-(${L}>>2)*${f.cg} - (${L}&3)*${f.ct} + (${L}&7)*${f.row}` +
-          (f.offs[1] ? ` + ((${L}>>3)&1)*${f.offs[1]}` : "") +
-          (f.offs[2] ? ` + (${L}>>4)*${f.offs[2]}` : "");
-        w.line(`unsigned ${regs.join(", ")};`);
-        w.line(
-          `asm volatile("ldmatrix.sync.aligned.m8n8.x${regs.length}${
-            f.trans ? ".trans" : ""
-          }.shared.b16 {${regs.map((_, i) => `%${i}`).join(", ")}}, [%${regs.length}];" : ${
-            regs.map((r) => `"=r"(${r})`).join(", ")
-          } : "r"((unsigned)__cvta_generic_to_shared(&${access} ${at})));`,
-        );
-        return regs;
-      };
+      // the fragments of every mma of this loop body first: their loads' latencies overlap
+      for (const x of this.fragmentFirst.get(u) ?? []) {
+        this.fragment(x, 0, 8, w), this.fragment(x, 8, 4, w);
+      }
+      const ldm = (from: number, n: number) => this.fragment(u, from, n, w);
       const fa = ldm(0, 8), fb = ldm(8, 4);
       const pair = (i: number) =>
         i < 8 && fa
@@ -230,14 +240,90 @@ export class CUDARenderer extends CStyleRenderer {
     return `${d}_${elem.arg as number}`;
   }
 
+  override loop(name: string, end: string, parallel: boolean): string[] {
+    const lines = super.loop(name, end, parallel);
+    // nvcc leaves the k loop of a stage (4 large iterations) rolled. Unrolled, the swizzled
+    // pipelined kernel (src/opt/tc.ts PIPE) ran at 379 against 361 TFLOP/s (float16 4096^3, an
+    // H100); the padded one had run slower (252 against 286), so only loops of mmas whose
+    // ldmatrix rows the kernel gives are unrolled
+    return this.unrolled.has(name) ? ["#pragma unroll", ...lines] : lines;
+  }
+  /** the registers of an mma operand read by ldmatrix (emitted the first time), or undefined */
+  private fragment(u: UOp, from: number, n: number, w: RenderWalk): string[] | undefined {
+    const key = fragmentKey(u.src.slice(from, from + n));
+    let regs = this.fragmentRegs.get(key);
+    if (regs) return regs;
+    const row = this.rowAddrs.get(key);
+    if (row) {
+      // the row address is given (a swizzled layout): a is x4, b is x2 .trans
+      const access = w.r.get(row);
+      if (access === undefined) return undefined;
+      regs = this.ldmatrix(w, n / 2, n === 4, `&${access}`);
+      this.fragmentRegs.set(key, regs);
+      return regs;
+    }
+    const f = this.fragments.get(key);
+    if (!f) return undefined;
+    const lane = w.r.get(f.lane), access = w.r.get(u.src[from].src[0]);
+    if (lane === undefined || access === undefined) return undefined;
+    const L = `(${lane})`;
+    const at = `-(${L}>>2)*${f.cg} - (${L}&3)*${f.ct} + (${L}&7)*${f.row}` +
+      (f.offs[1] ? ` + ((${L}>>3)&1)*${f.offs[1]}` : "") +
+      (f.offs[2] ? ` + (${L}>>4)*${f.offs[2]}` : "");
+    regs = this.ldmatrix(w, n / 2, f.trans, `&${access} ${at}`);
+    this.fragmentRegs.set(key, regs);
+    return regs;
+  }
+
+  /** `count` registers loaded by one ldmatrix from the row at `addr` (a shared address) */
+  private ldmatrix(w: RenderWalk, count: number, trans: boolean, addr: string): string[] {
+    const p = w.fresh("frag");
+    const regs = Array.from({ length: count }, (_, i) => `${p}_${i}`);
+    w.line(`unsigned ${regs.join(", ")};`);
+    w.line(
+      `asm volatile("ldmatrix.sync.aligned.m8n8.x${count}${trans ? ".trans" : ""}.shared.b16 {${
+        regs.map((_, i) => `%${i}`).join(", ")
+      }}, [%${count}];" : ${
+        regs.map((r) => `"=r"(${r})`).join(", ")
+      } : "r"((unsigned)__cvta_generic_to_shared(${addr})));`,
+    );
+    return regs;
+  }
+
   override sharedArray(d: DType, name: string, size: number): string {
+    const off = this.dynamicOffsets.get(name);
+    if (off !== undefined) {
+      const ty = this.sharedType(d);
+      return `${ty}* ${name} = (${ty}*)(tg_smem + ${off});`;
+    }
     // wide (up to uint4) loads and stores need the array 16-byte aligned
     const align = this.wideShared.has(name) ? "__align__(16) " : "";
     return `__shared__ ${align}${this.sharedType(d)} ${name}[${size}];`;
   }
   override wideStore(u: UOp, access: string, w: RenderWalk): boolean {
     const wide = this.wideStores.get(u);
-    if (!wide) return false;
+    if (!wide) {
+      if (u.arg === STORE_ASYNC && u.src[0].src[0].op === Ops.DEFINE_LOCAL) {
+        // a barrier's wait counts whole async copies: an element stored apart would miscount
+        throw new Error("CUDARenderer: an async copy (STORE_ASYNC) that is not a whole word");
+      }
+      return false;
+    }
+    const from = this.asyncWords.get(wide.word);
+    if (from !== undefined) {
+      if (wide.stores.indexOf(u) === wide.first) {
+        if (from === null) throw new Error("CUDARenderer: an async copy before its load");
+        const at = wide.first ? `(&${access} - ${wide.first})` : `&${access}`;
+        const n = wide.word.bytes;
+        // one commit group per copy: a barrier's wait_group counts copies
+        w.line(
+          `asm volatile("cp.async.${n === 16 ? "cg" : "ca"}.shared.global [%0], [%1], ${n};\\n` +
+            `cp.async.commit_group;" :: "r"((unsigned)__cvta_generic_to_shared(${at})), ` +
+            `"l"(${from}) : "memory");`,
+        );
+      }
+      return true;
+    }
     if (wide.stores.indexOf(u) === wide.first) {
       const name = this.wordNames.get(wide.word);
       if (name === undefined) throw new Error("CUDARenderer: a wide store before its load");
@@ -247,8 +333,9 @@ export class CUDARenderer extends CStyleRenderer {
     }
     return true;
   }
-  override barrier(): string {
-    return "__syncthreads();";
+  override barrier(u: UOp): string {
+    if (typeof u.arg !== "number") return "__syncthreads();";
+    return `asm volatile("cp.async.wait_group ${u.arg};" ::: "memory"); __syncthreads();`;
   }
 
   override bufParam(b: ProgramBuf): string {
@@ -263,6 +350,7 @@ export class CUDARenderer extends CStyleRenderer {
     return [
       ...helpers,
       `extern "C" __global__ void __launch_bounds__(${threads}) ${name}(${params.join(", ")}) {`,
+      ...(this.dynamicShared ? ["  extern __shared__ __align__(16) unsigned char tg_smem[];"] : []),
       ...this.specials.flatMap((s) => this.specialLines(s).map((l) => `  ${l}`)),
       ...body,
       "}",
@@ -277,6 +365,23 @@ export class CUDARenderer extends CStyleRenderer {
     if (name.startsWith("lidx")) return [`const int ${name} = threadIdx.${ax};`];
     const flat = `blockIdx.${ax}*${this.localSize[k]}u+threadIdx.${ax}`;
     return [`if (${flat} >= ${n}u) return;`, `const int ${name} = (int)(${flat});`];
+  }
+
+  /** where the shared arrays exceed the static limit: their offsets in dynamic shared memory */
+  private planShared(uops: readonly UOp[]): void {
+    this.dynamicOffsets = new Map();
+    this.dynamicShared = 0;
+    const locals = uops.filter((u) => u.op === Ops.DEFINE_LOCAL);
+    const bytes = (u: UOp) => (u.arg as [number, number])[1] * u.dtype.itemsize;
+    const align = (n: number) => Math.ceil(n / 16) * 16;
+    const total = locals.reduce((p, u) => p + align(bytes(u)), 0);
+    if (total <= STATIC_SHARED) return;
+    let off = 0;
+    for (const u of locals) {
+      this.dynamicOffsets.set(`smem${(u.arg as [number])[0]}`, off);
+      off += align(bytes(u));
+    }
+    this.dynamicShared = total;
   }
 
   override render(inp: RenderInput): string {
@@ -298,7 +403,8 @@ export class CUDARenderer extends CStyleRenderer {
       sub.set(u, UOp.variable(name, 0, u.vmax));
     }
     this.specials.sort((a, b) => (a.arg as string).localeCompare(b.arg as string));
-    const lin = sub.size ? substituteLinear(inp.lin, sub) : inp.lin;
+    let lin = sub.size ? substituteLinear(inp.lin, sub) : inp.lin;
+    const plainCuda = Object.getPrototypeOf(this) === CUDARenderer.prototype;
     this.mmaAccs = accumulatorsOf(lin.uops);
     this.fragments = new Map();
     this.fragmentRegs = new Map();
@@ -307,6 +413,28 @@ export class CUDARenderer extends CStyleRenderer {
       for (const [from, n] of [[0, 8], [8, 4]]) {
         const f = matrixFragment(u.src.slice(from, from + n));
         if (f) this.fragments.set(fragmentKey(u.src.slice(from, from + n)), f);
+      }
+    }
+    this.rowAddrs = new Map();
+    for (const u of plainCuda ? lin.uops : []) {
+      if (u.op !== Ops.WMMA) continue;
+      for (const [from, n] of [[0, 8], [8, 4]]) {
+        const row = u.src[from].src.slice(1).find((x) =>
+          x.op === Ops.INDEX && x.arg === INDEX_LDMATRIX
+        );
+        if (row) this.rowAddrs.set(fragmentKey(u.src.slice(from, from + n)), row);
+      }
+    }
+    const ldmOf = (u: UOp) =>
+      [this.fragments, this.rowAddrs].some((m) => m.has(fragmentKey(u.src.slice(0, 8))));
+    lin = { ...lin, uops: mmasLast(lin.uops, ldmOf) };
+    this.fragmentFirst = new Map();
+    let run: UOp[] = [];
+    for (const u of [...lin.uops, null]) {
+      if (u && u.op === Ops.WMMA && ldmOf(u)) run.push(u);
+      if (!u || u.op === Ops.RANGE || u.op === Ops.END) {
+        if (run.length) this.fragmentFirst.set(run[0], run);
+        run = [];
       }
     }
     // HIP renders through this class too; its vector types need hip headers
@@ -330,9 +458,32 @@ export class CUDARenderer extends CStyleRenderer {
     );
     this.wordNames = new Map();
     this.bits = new Map();
+    this.asyncWords = new Map();
+    for (const [u, wide] of this.wideStores) {
+      if (u.arg === STORE_ASYNC && u.src[1].src[0].src[0].op === Ops.DEFINE_GLOBAL) {
+        this.asyncWords.set(wide.word, null);
+      }
+    }
+    this.planShared(lin.uops);
+    this.unrolled = new Set();
+    for (const u of lin.uops) {
+      const r = u.op === Ops.WMMA && this.rowAddrs.has(fragmentKey(u.src.slice(0, 8)))
+        ? lin.block.get(u)
+        : null;
+      if (r && r.src[0].op === Ops.CONST && (r.src[0].arg as number) <= MAX_UNROLL) {
+        const [id, t] = r.arg as [number, AxisType];
+        this.unrolled.add(`${axisLetter[t]}idx${id}`);
+      }
+    }
     return super.render({ ...inp, lin });
   }
 }
+
+/** the longest loop around mmas that is unrolled */
+const MAX_UNROLL = 8;
+
+/** static shared memory a block may declare; more is dynamic (sm_70 and newer allow it) */
+const STATIC_SHARED = 48 * 1024;
 
 const wordType = (bytes: number): string =>
   bytes === 16 ? "uint4" : bytes === 8 ? "uint2" : "unsigned";
@@ -363,6 +514,33 @@ function accumulatorsOf(uops: readonly UOp[]): Map<string, string[]> {
   for (const [k, accs] of groups) {
     if (accs.every((a) => a !== undefined)) out.set(k, accs as string[]);
   }
+  return out;
+}
+
+/**
+ * `uops` with each straight run of a loop body that holds mmas on ldmatrix fragments reordered:
+ * what does not depend on an mma of the run first, then the mmas and their users (a stable
+ * partition: dependencies keep their order). The fragments are all loaded before the first mma
+ * (wmma: fragmentFirst) instead of each right before its own, where the mma would wait for it.
+ */
+function mmasLast(uops: readonly UOp[], ldm: (u: UOp) => boolean): UOp[] {
+  const out: UOp[] = [];
+  let run: UOp[] = [];
+  const flush = () => {
+    if (run.some((u) => u.op === Ops.WMMA && ldm(u))) {
+      const late = new Set<UOp>();
+      for (const u of run) if (u.op === Ops.WMMA || u.src.some((x) => late.has(x))) late.add(u);
+      out.push(...run.filter((u) => !late.has(u)), ...run.filter((u) => late.has(u)));
+    } else out.push(...run);
+    run = [];
+  };
+  for (const u of uops) {
+    if (u.op === Ops.RANGE || u.op === Ops.END) {
+      flush();
+      out.push(u);
+    } else run.push(u);
+  }
+  flush();
   return out;
 }
 

@@ -80,6 +80,21 @@ export enum Ops {
 
 export const opName = (op: Ops): string => Ops[op];
 
+/**
+ * The arg of a STORE into shared memory that copies global memory and may land asynchronously
+ * (CUDA cp.async, src/opt/tc.ts PIPE): it is complete once a BARRIER whose arg is a number n
+ * has let at most n of the thread's later async copies stay in flight. Renderers without async
+ * copies store it as any store.
+ */
+export const STORE_ASYNC = "async";
+
+/**
+ * The arg of an INDEX into shared memory that a tensor-core operand's first element LOAD
+ * carries as an extra source: the 16-byte row this lane hands ldmatrix (src/opt/tc.ts PIPE,
+ * whose swizzled layout the renderer cannot infer from the element indexes).
+ */
+export const INDEX_LDMATRIX = "ldmatrix";
+
 const set = (...ops: Ops[]): ReadonlySet<Ops> => new Set(ops);
 export const GroupOp = {
   Unary: set(Ops.EXP2, Ops.LOG2, Ops.SIN, Ops.SQRT, Ops.RECIPROCAL, Ops.NEG, Ops.TRUNC),
