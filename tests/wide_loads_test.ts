@@ -181,3 +181,21 @@ Deno.test("kernels with wide loads compile with nvcc -cubin -arch=sm_90", async 
     });
   }
 });
+
+Deno.test("adjacent aligned stores of computed values are one packed word, written once", () => {
+  const add = cuda(js([4096, 4096]).add(js([4096, 4096])));
+  assert.equal(count(add, /\*\(\(uint2\*\)\(?&data0\[/g), 1, add);
+  assert.equal(count(add, /^\s*data0\[/gm), 0, add);
+  // a misaligned output (rows of 4097) stays element by element
+  const odd = cuda(
+    js([64, 4097]).shrink([null, [1, 4097]]).add(js([64, 4096])).pad([[0, 0], [
+      0,
+      1,
+    ]]),
+  );
+  assert.equal(count(odd, /\*\(\((uint2|unsigned)\*\)\(?&data0\[/g), 0, odd);
+  // a tensor-core lane's two adjacent outputs: one 4-byte store per pair
+  const tc = cuda(js([256, 512], dtypes.float16).matmul(js([512, 256], dtypes.float16)));
+  assert.ok(count(tc, /\*\(\(unsigned\*\)\(?&data0\[/g) > 0, tc);
+  assert.equal(count(tc, /^\s*data0\[/gm), 0, "no scalar output store left");
+});

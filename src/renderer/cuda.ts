@@ -17,6 +17,8 @@ import { CStyleRenderer, type RenderInput, type RenderWalk } from "./c.ts";
 import {
   type MatrixFragment,
   matrixFragment,
+  type PackedStore,
+  planPackedStores,
   planWideLoads,
   planWideStores,
   type WideStore,
@@ -63,6 +65,9 @@ export class CUDARenderer extends CStyleRenderer {
   private wordNames = new Map<WideWord, string>();
   /** the wide store each store is part of (copies of a loaded word) */
   private wideStores = new Map<UOp, WideStore>();
+  /** stores of computed values packed into words, and the parts seen so far of each */
+  private packed = new Map<UOp, PackedStore>();
+  private packedParts = new Map<PackedStore, { access: string; bits: string }[]>();
   /** the shared arrays (by name) some wide load or store addresses */
   private wideShared = new Set<string>();
   /** a load's stored bits (its storage type), for loads read out of a wide word */
@@ -301,6 +306,8 @@ export class CUDARenderer extends CStyleRenderer {
     return `__shared__ ${align}${this.sharedType(d)} ${name}[${size}];`;
   }
   override wideStore(u: UOp, access: string, w: RenderWalk): boolean {
+    const pack = this.packed.get(u);
+    if (pack) return this.packedStore(u, pack, access, w);
     const wide = this.wideStores.get(u);
     if (!wide) {
       if (u.arg === STORE_ASYNC && u.src[0].src[0].op === Ops.DEFINE_LOCAL) {
@@ -331,6 +338,30 @@ export class CUDARenderer extends CStyleRenderer {
       const at = wide.first ? `(&${access} - ${wide.first})` : `&${access}`;
       w.line(`*((${ty}*)${at}) = ${name};`);
     }
+    return true;
+  }
+  /** a part of a packed store: the last one in program order writes the word */
+  private packedStore(u: UOp, p: PackedStore, access: string, w: RenderWalk): boolean {
+    const i = p.stores.indexOf(u), v = u.src[1];
+    const stored = this.storeValue(v.dtype, w.r.get(v)!);
+    const bits = v.dtype.itemsize === 2
+      ? `(unsigned)${stored}`
+      : v.dtype === dtypes.float32
+      ? `__float_as_uint(${stored})`
+      : `(unsigned)(${stored})`;
+    const parts = this.packedParts.get(p) ?? [];
+    this.packedParts.set(p, parts);
+    parts[i] = { access, bits };
+    if (i !== p.last) return true;
+    const per = 4 / v.dtype.itemsize, words: string[] = [];
+    for (let k = 0; k < p.stores.length; k += per) {
+      const halves = parts.slice(k, k + per).map((x) => x.bits);
+      words.push(halves.length === 2 ? `(${halves[0]} | (${halves[1]} << 16))` : halves[0]);
+    }
+    const ty = wordType(p.bytes);
+    const at = i ? `(&${access} - ${i})` : `&${access}`;
+    const word = words.length === 1 ? words[0] : `make_${ty}(${words.join(", ")})`;
+    w.line(`*((${ty}*)${at}) = ${word};`);
     return true;
   }
   override barrier(u: UOp): string {
@@ -441,6 +472,8 @@ export class CUDARenderer extends CStyleRenderer {
     const plain = Object.getPrototypeOf(this) === CUDARenderer.prototype;
     this.words = plain ? planWideLoads(lin) : new Map();
     this.wideStores = planWideStores(lin, this.words);
+    this.packed = plain ? planPackedStores(lin, (u) => this.wideStores.has(u)) : new Map();
+    this.packedParts = new Map();
     // ldmatrix reads 16-byte rows: its arrays are aligned as for wide accesses
     const ldmLoads = plain
       ? lin.uops.filter((u) =>

@@ -215,3 +215,47 @@ export function matrixRowStart(f: MatrixFragment, idx0: number, L: number): numb
   const base = idx0 - (L >> 2) * f.cg - (L & 3) * f.ct;
   return base + (L & 7) * f.row + (f.offs[(L >> 3) % f.offs.length]);
 }
+
+/**
+ * Stores of computed values into a global buffer at consecutive aligned indexes (a tensor-core
+ * lane's pair of adjacent outputs, UPCAST elementwise copies) packed into one word, written by
+ * the last of them in program order, when every value exists. The outputs of a kernel are not
+ * read back by it, so deferring the earlier elements' stores to there changes nothing.
+ */
+export interface PackedStore {
+  /** the stores of the word, by element */
+  stores: UOp[];
+  bytes: number;
+  /** the element whose store comes last in program order (it writes the word) */
+  last: number;
+}
+
+/** dtypes whose stored bits pack into 32-bit words */
+const PACKABLE = new Set(["float16", "bfloat16", "float32", "int32", "uint32"]);
+
+/** the packed store each global store is part of, among stores `taken` does not claim */
+export function planPackedStores(
+  lin: LinearProgram,
+  taken: (u: UOp) => boolean,
+): Map<UOp, PackedStore> {
+  const order = new Map(lin.uops.map((u, i) => [u, i]));
+  const out = new Map<UOp, PackedStore>();
+  for (const g of groupsOf(lin, Ops.STORE)) {
+    if (g.at.size < 2) continue;
+    const s0 = g.at.values().next().value!;
+    if (s0.src[0].src[0].op !== Ops.DEFINE_GLOBAL || !PACKABLE.has(s0.src[1].dtype.name)) continue;
+    const size = itemsize(s0);
+    for (const width of WIDTHS[size]) {
+      for (const ss of windows(g, width, (u) => out.has(u) || taken(u) || u.arg !== undefined)) {
+        const lastAt = Math.max(...ss.map((s) => order.get(s)!));
+        const p: PackedStore = {
+          stores: ss,
+          bytes: width * size,
+          last: ss.findIndex((s) => order.get(s) === lastAt),
+        };
+        for (const s of ss) out.set(s, p);
+      }
+    }
+  }
+  return out;
+}
