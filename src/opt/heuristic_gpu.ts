@@ -9,6 +9,8 @@ import { CUDA_LIMITS } from "../codegen/gpudims.ts";
 import { WEBGPU_LIMITS } from "../renderer/wgsl.ts";
 import { AMD_LIMITS } from "../renderer/hip.ts";
 import { AxisType, Ops, type UOp } from "../uop/ops.ts";
+import { dtypes } from "../dtype.ts";
+import { Device } from "../runtime/device.ts";
 import {
   applyFirst,
   kernelAxes,
@@ -20,6 +22,7 @@ import {
 } from "./opts.ts";
 import { innerReduceUnrolls, matmulReduce } from "./heuristic.ts";
 import { tcOpts } from "./tc.ts";
+import { AMD_TC_AMOUNT, amdTcKindFor } from "./tc_amd.ts";
 
 /** the languages that run on GPUs, with their workgroup limits */
 export const GPU_LIMITS: Readonly<Record<string, GpuLimits>> = {
@@ -48,12 +51,65 @@ function outermostReduceAxes(sink: UOp, reduces: KernelAxis[]): KernelAxis[] {
   return reduces.filter((a) => outer.has(a.range));
 }
 
-/** the opts the GPU heuristic picks for `sink` within `lim` */
-export function gpuOpts(sink: UOp, lim: GpuLimits): Opt[] {
+/**
+ * the gfx target AMD kernels are built for where the caller does not say: AMD_ARCH (e.g.
+ * "gfx1100"), else the AMD device's own where one opens, else none (no matrix cores)
+ */
+function envAmdArch(): string | null {
+  try {
+    const env = Deno.env.get("AMD_ARCH");
+    if (env) return env;
+  } catch { /* no env permission: ask the device */ }
+  try {
+    const arch = Device.get("AMD").info().arch;
+    return typeof arch === "string" ? arch : null;
+  } catch {
+    return null; // no AMD device here (the registry remembers the failure: asking is cheap)
+  }
+}
+
+/**
+ * An AMD float16/bfloat16 matmul on the matrix cores of `arch` (src/opt/tc_amd.ts: RDNA3 WMMA,
+ * CDNA MFMA), one wave per 16x16 tile, then 2x2 tiles per wave (each a and b operand loaded feeds
+ * two instructions); null where the target has none, the shapes do not fit, or TC=0. Untested on
+ * AMD hardware: the 2x2 is CUDA's starting point, not a measured pick.
+ */
+export function amdTcOpts(sink: UOp, arch: string): Opt[] | null {
+  try {
+    if (Deno.env.get("TC") === "0") return null;
+  } catch { /* no env permission: on */ }
+  const red = kernelAxes(sink).filter((a) => a.reduce && a.type === AxisType.REDUCE);
+  if (red.length !== 1) return null;
+  const bf16 = sink.toposort().some((u) => u.op === Ops.LOAD && u.dtype === dtypes.bfloat16);
+  const kind = amdTcKindFor(arch, bf16);
+  if (!kind) return null;
+  const chosen: Opt[] = [];
+  let s = applyFirst(sink, OptOps.TC, red[0].id, [AMD_TC_AMOUNT[kind]], chosen);
+  if (!chosen.length) return null;
+  const tiles = kernelAxes(s).filter((a) => a.output && a.type === AxisType.LOOP);
+  s = applyFirst(s, OptOps.UPCAST, tiles.at(-2)?.id, [2], chosen);
+  applyFirst(s, OptOps.UPCAST, tiles.at(-1)?.id, [2], chosen);
+  return chosen;
+}
+
+/**
+ * the opts the GPU heuristic picks for `sink` within `lim`; `amdArch`: the gfx target of an AMD
+ * kernel (default AMD_ARCH), which decides its matrix instruction
+ */
+export function gpuOpts(
+  sink: UOp,
+  lim: GpuLimits,
+  amdArch: string | null = envAmdArch(),
+): Opt[] {
   const axes = kernelAxes(sink);
   if (axes.some((a) => a.size === null)) return [];
-  // a float16/bfloat16 matmul on CUDA goes onto tensor cores (TC=0 turns that off)
-  const tc = lim === CUDA_LIMITS ? tcOpts(sink) : null;
+  // a float16/bfloat16 matmul on CUDA goes onto tensor cores (TC=0 turns that off), on AMD onto
+  // the matrix cores of the target where it is known
+  const tc = lim === CUDA_LIMITS
+    ? tcOpts(sink)
+    : lim === AMD_LIMITS && amdArch
+    ? amdTcOpts(sink, amdArch)
+    : null;
   if (tc) return tc;
   const chosen: Opt[] = [];
   const outs = outputAxes(sink, axes);

@@ -13,6 +13,7 @@
 import { AxisType, INDEX_LDMATRIX, Ops, STORE_ASYNC, UOp } from "../uop/ops.ts";
 import { type DType, dtypes } from "../dtype.ts";
 import { applyFirst, kernelAxes, type Opt, OptError, OptOps } from "./opts.ts";
+import { AMD_TC_AMOUNT, amdTcKind, rebuildAmd } from "./tc_amd.ts";
 
 /** the mma shape: rows of a and c, columns of b and c, and the reduce slice */
 export const TC_DIMS = { m: 16, n: 8, k: 16 } as const;
@@ -44,11 +45,15 @@ export function applyTC(sink: UOp, opt: Opt): UOp {
   const bad = (why: string): never => {
     throw new OptError(opt, why);
   };
-  if (opt.amount !== TC_DIMS.k && opt.amount !== STAGED.bk && opt.amount !== PIPE.bk) {
+  const amd = amdTcKind(opt.amount);
+  if (
+    opt.amount !== TC_DIMS.k && opt.amount !== STAGED.bk && opt.amount !== PIPE.bk && !amd
+  ) {
     bad(
       `the amount is the mma's K, ${TC_DIMS.k} (m16n8k16), or the k of one shared-memory ` +
         `stage: ${STAGED.bk} (block tiles staged through shared memory) or ${PIPE.bk} ` +
-        `(staged by cp.async, ${PIPE.stages} stages in flight)`,
+        `(staged by cp.async, ${PIPE.stages} stages in flight); on AMD ` +
+        Object.entries(AMD_TC_AMOUNT).map(([k, v]) => `${v} (${k})`).join(" or "),
     );
   }
   const axes = kernelAxes(sink);
@@ -101,6 +106,9 @@ export function applyTC(sink: UOp, opt: Opt): UOp {
   ]];
   if (!inner) tries.reverse();
   const K = sizeOf(k);
+  if (amd) {
+    return rebuildAmd(amd, sink, st, outs, k, tries, Math.max(...axes.map((a) => a.id)) + 1, bad);
+  }
   if (opt.amount === STAGED.bk || opt.amount === PIPE.bk) {
     const cfg = opt.amount === PIPE.bk ? PIPE : STAGED;
     const tile = [cfg.bm, cfg.bn, cfg.bk];

@@ -313,7 +313,7 @@ export class CStyleRenderer {
 
   /** an element of a tensor-core product (src/opt/tc.ts): its name, after lines computing it */
   wmma(_u: UOp, _s: string[], _w: RenderWalk): string {
-    throw new Error(`${this.constructor.name}: tensor cores (WMMA) are CUDA only`);
+    throw new Error(`${this.constructor.name}: tensor cores (WMMA) render only for CUDA and HIP`);
   }
 
   // ---- statements ----

@@ -2,6 +2,7 @@
 // for SPECIAL, CUDA math functions, and header-free 16-bit floats (PTX cvt instructions for
 // float16, bit shifts for bfloat16), so compiling needs no CUDA include directory.
 import {
+  amdMma,
   axisLetter,
   type AxisType,
   type ConstValue,
@@ -196,6 +197,8 @@ export class CUDARenderer extends CStyleRenderer {
   override wmma(u: UOp, s: string[], w: RenderWalk): string {
     // HIP renders through this class too; AMD's matrix cores take other shapes and builtins
     if (Object.getPrototypeOf(this) !== CUDARenderer.prototype) return super.wmma(u, s, w);
+    const amd = amdMma(u.arg);
+    if (amd) throw new Error(`CUDARenderer: ${amd} is an AMD matrix instruction (HIP only)`);
     const elem = u.src[12];
     if (elem.op !== Ops.CONST) {
       throw new Error("CUDARenderer: a WMMA's element is not a constant (UPCAST not expanded)");

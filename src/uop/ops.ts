@@ -565,6 +565,24 @@ export function Variable(name: string, min: number, max: number): UOp {
   return UOp.variable(name, min, max);
 }
 
+/**
+ * AMD matrix instructions a WMMA may stand for (src/opt/tc_amd.ts), by the kind its arg
+ * [m, n, k, kind] names: a and b elements per lane, c elements per lane, lanes (the wave)
+ */
+export const AMD_MMA = {
+  /** RDNA3 (gfx11) v_wmma_f32_16x16x16_{f16,bf16}, wave32 */
+  wmma_gfx11: { a: 16, b: 16, c: 8, lanes: 32 },
+  /** CDNA (gfx908/gfx90a/gfx94x) v_mfma_f32_16x16x16{f16,bf16_1k}, wave64 */
+  mfma_gfx9: { a: 4, b: 4, c: 4, lanes: 64 },
+} as const;
+export type AmdMmaKind = keyof typeof AMD_MMA;
+
+/** the AMD instruction a WMMA's arg names, or null (a CUDA mma.sync WMMA) */
+export function amdMma(arg: unknown): AmdMmaKind | null {
+  const k = Array.isArray(arg) ? arg[3] : undefined;
+  return typeof k === "string" && Object.hasOwn(AMD_MMA, k) ? k as AmdMmaKind : null;
+}
+
 // ---- construction checks: a malformed UOp throws where it is made ----
 
 const arity = (op: Ops): number =>
@@ -615,6 +633,29 @@ function verifyUOp(op: Ops, dtype: DType, src: readonly UOp[], arg: unknown): vo
   } else if (op === Ops.BITCAST) {
     if (src[0].dtype.itemsize !== dtype.itemsize && src[0].shape === null) {
       bad("BITCAST in a kernel needs equal item sizes");
+    }
+  } else if (op === Ops.WMMA && amdMma(arg)) {
+    // src/opt/tc_amd.ts: an AMD matrix instruction's a and b elements per lane, then the element
+    // read; arg [m, n, k, kind] names the instruction (AMD_MMA)
+    const { a, b } = AMD_MMA[amdMma(arg)!];
+    if (src.length !== a + b + 1 && src.length !== a + b + 2) {
+      bad(
+        `WMMA ${amdMma(arg)} takes ${a} a values, ${b} b values, an element index and ` +
+          "optionally an accumulator",
+      );
+    }
+    const d = src[0].dtype;
+    if (
+      (d !== dtypes.float16 && d !== dtypes.bfloat16) ||
+      src.slice(0, a + b).some((s) => s.dtype !== d)
+    ) {
+      bad("WMMA's a and b values are all float16 or all bfloat16");
+    }
+    if (dtype !== dtypes.float32 || src[a + b].dtype !== dtypes.int32) {
+      bad("WMMA is a float32 element chosen by an int32 index");
+    }
+    if (src[a + b + 1] && src[a + b + 1].dtype !== dtypes.float32) {
+      bad("WMMA's accumulator is float32");
     }
   } else if (op === Ops.WMMA) {
     // src/opt/tc.ts: 8 a and 4 b elements of one 16-bit float dtype, then the element read;
