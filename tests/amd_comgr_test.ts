@@ -5,9 +5,9 @@
 // Debian 12's comgr 2.4 (LLVM 15) is the exact one expected. Skipped with a message where
 // libamd_comgr or hiprtc's header library is absent.
 // This file, tests/tc_amd_test.ts and tests/hip_render_test.ts run in a `deno test` process of
-// their own (deno.json's test task): with amd_comgr's LLVM loaded beside the rest of the suite
-// (Mesa's llvmpipe for WebGPU is LLVM 15 too) the process once aborted at exit, after every test
-// had passed (`corrupted size vs. prev_size in fastbins`, 1 run in 6).
+// their own (tools/test.ts): with amd_comgr's LLVM loaded beside the rest of the suite (Mesa's
+// llvmpipe for WebGPU is LLVM 15 too) the process once aborted at exit, after every test had
+// passed (`corrupted size vs. prev_size in fastbins`).
 import assert from "node:assert/strict";
 import { Action, ComgrError, LibComgr } from "../src/runtime/ffi/comgr.ts";
 import { hiprtcRuntimeHeader } from "../src/runtime/ffi/hiprtc.ts";
