@@ -11,7 +11,8 @@ const runs: string[][] = [
   ["test", "-A", ...COMGR_FILES],
 ];
 
-/** the summary line deno test prints last: `ok | N passed ... | 0 failed ...` */
+/** the summary line deno test prints last: `ok | N passed ... | 0 failed ...` (maybe colored) */
+// deno-lint-ignore no-control-regex
 const PASSED = /(^|\n)(\x1b\[[0-9;]*m)*ok(\x1b\[[0-9;]*m)* \| \d+ passed[^\n]*\| 0 failed/;
 
 async function run(args: string[]): Promise<number> {
