@@ -12,6 +12,7 @@
 // makes the 4 elements 4 REDUCEs whose WMMAs share their sources: one mma in the CUDA source).
 import { AxisType, INDEX_LDMATRIX, Ops, STORE_ASYNC, UOp } from "../uop/ops.ts";
 import { type DType, dtypes } from "../dtype.ts";
+import { sizeOf, storeTiles, tileLoops, unCast } from "./tc_common.ts";
 import { applyFirst, kernelAxes, type Opt, OptError, OptOps } from "./opts.ts";
 import { AMD_TC_AMOUNT, amdTcKind, rebuildAmd } from "./tc_amd.ts";
 
@@ -23,11 +24,7 @@ export const WARP = 32;
 export const TC_MIN_SM = 80;
 
 const HALF: readonly DType[] = [dtypes.float16, dtypes.bfloat16];
-const unCast = (u: UOp): UOp => (u.op === Ops.CAST ? unCast(u.src[0]) : u);
 const rangesIn = (u: UOp): Set<UOp> => new Set(u.toposort().filter((x) => x.op === Ops.RANGE));
-const sizeOf = (
-  r: UOp,
-): number | null => (r.src[0].op === Ops.CONST ? r.src[0].arg as number : null);
 
 /** a factor as the 16-bit float value the mma takes (looking through a widening CAST), or null */
 function halfValue(x: UOp): UOp | null {
@@ -35,10 +32,6 @@ function halfValue(x: UOp): UOp | null {
   if (x.op === Ops.CAST && HALF.includes(x.src[0].dtype)) return x.src[0];
   return null;
 }
-
-/** a range of `n` iterations, or the constant 0 where there would be one iteration */
-const loop = (n: number, id: number, type: AxisType): UOp =>
-  n === 1 ? UOp.const(dtypes.int32, 0) : UOp.range(n, id, type);
 
 /** `sink` with TC applied (opt.axis: the matmul's reduce axis; opt.amount: the mma's K, 16) */
 export function applyTC(sink: UOp, opt: Opt): UOp {
@@ -150,10 +143,7 @@ function rebuild(
   [m, n, a, b]: [UOp, UOp, UOp, UOp],
   nextId: number,
 ): UOp {
-  const id = (r: UOp) => (r.arg as [number])[0];
-  const mo = loop(sizeOf(m)! / TC_DIMS.m, id(m), AxisType.LOOP);
-  const no = loop(sizeOf(n)! / TC_DIMS.n, id(n), AxisType.LOOP);
-  const ko = loop(sizeOf(k)! / TC_DIMS.k, id(k), AxisType.REDUCE);
+  const [mo, no, ko] = tileLoops(m, n, k, [TC_DIMS.m, TC_DIMS.n, TC_DIMS.k]);
   const lane = UOp.range(WARP, nextId, AxisType.LOCAL);
   const elem = UOp.range(4, nextId + 1, AxisType.UPCAST);
   const g = lane.idiv(4), t = lane.mod(4);
@@ -190,15 +180,7 @@ function rebuild(
       [n, col(t.mul(2).add(elem.mod(2)))],
     ]),
   );
-  // the casts between the sum and the store stay (a float16 rounding before a float32 store)
-  const red = unCast(st.src[1]);
-  const store = UOp.make(Ops.STORE, dtypes.void, [
-    idx,
-    st.src[1].substitute(new Map([[red, sum.cast(red.dtype)]])),
-  ]);
-  const ranges = outs.map((r) => (r === m ? mo : r === n ? no : r))
-    .filter((r) => r.op === Ops.RANGE);
-  return sink.replace({ src: [UOp.make(Ops.END, dtypes.void, [store, ...ranges, lane, elem])] });
+  return storeTiles(sink, st, outs, idx, sum, [m, n, mo, no], [lane, elem]);
 }
 
 /**
@@ -266,10 +248,7 @@ function rebuildStaged(
   nextId: number,
   S: StageCfg,
 ): UOp {
-  const id = (r: UOp) => (r.arg as [number])[0];
-  const mb = loop(sizeOf(m)! / S.bm, id(m), AxisType.LOOP);
-  const nb = loop(sizeOf(n)! / S.bn, id(n), AxisType.LOOP);
-  const ko = loop(sizeOf(k)! / S.bk, id(k), AxisType.REDUCE);
+  const [mb, nb, ko] = tileLoops(m, n, k, [S.bm, S.bn, S.bk]);
   // lane gets the largest id of the LOCAL ranges: gpudims makes it threadIdx.x, so that the 32
   // lanes of a warp are one hardware warp
   let next = nextId;
@@ -421,16 +400,7 @@ function rebuildStaged(
       [n, nb.mul(S.bn).add(col(t.mul(2).add(elem.mod(2))))],
     ]),
   );
-  const red = unCast(st.src[1]);
-  const store = UOp.make(Ops.STORE, dtypes.void, [
-    idx,
-    st.src[1].substitute(new Map([[red, sum.cast(red.dtype)]])),
-  ]);
-  const ranges = outs.map((r) => (r === m ? mb : r === n ? nb : r))
-    .filter((r) => r.op === Ops.RANGE);
-  return sink.replace({
-    src: [UOp.make(Ops.END, dtypes.void, [store, ...ranges, wy, wx, lane, mi, nj, elem])],
-  });
+  return storeTiles(sink, st, outs, idx, sum, [m, n, mb, nb], [wy, wx, lane, mi, nj, elem]);
 }
 
 function envOn(name: string): boolean {

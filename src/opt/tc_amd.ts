@@ -23,6 +23,7 @@
 // and the kernels by compiling for gfx1100 and gfx90a.
 import { AMD_MMA, type AmdMmaKind, AxisType, Ops, UOp } from "../uop/ops.ts";
 import { dtypes } from "../dtype.ts";
+import { sizeOf, storeTiles, tileLoops } from "./tc_common.ts";
 
 /** the tile every AMD instruction here computes */
 export const AMD_TC_DIMS = { m: 16, n: 16, k: 16 } as const;
@@ -60,13 +61,6 @@ export const AMD_LAYOUTS: Readonly<Record<AmdMmaKind, AmdLayout>> = {
   },
 };
 
-const unCast = (u: UOp): UOp => (u.op === Ops.CAST ? unCast(u.src[0]) : u);
-const sizeOf = (
-  r: UOp,
-): number | null => (r.src[0].op === Ops.CONST ? r.src[0].arg as number : null);
-const loop = (n: number, id: number, type: AxisType): UOp =>
-  n === 1 ? UOp.const(dtypes.int32, 0) : UOp.range(n, id, type);
-
 /**
  * the kernel rebuilt for `kind` (src/opt/tc.ts found the matmul: `tries` its [m, n, a, b]
  * orientations, preferred first); `bad` rejects with the reason
@@ -94,10 +88,7 @@ export function rebuildAmd(
   }
   const [m, n, a, b] = fit!;
   const spec = AMD_MMA[kind], lay = AMD_LAYOUTS[kind];
-  const id = (r: UOp) => (r.arg as [number])[0];
-  const mo = loop(sizeOf(m)! / T.m, id(m), AxisType.LOOP);
-  const no = loop(sizeOf(n)! / T.n, id(n), AxisType.LOOP);
-  const ko = loop(K! / T.k, id(k), AxisType.REDUCE);
+  const [mo, no, ko] = tileLoops(m, n, k, [T.m, T.n, T.k]);
   const lane = UOp.range(spec.lanes, nextId, AxisType.LOCAL);
   const elem = UOp.range(spec.c, nextId + 1, AxisType.UPCAST);
   const at = (x: UOp, tile: UOp, size: number) => tile.mul(size).add(x);
@@ -120,15 +111,7 @@ export function rebuildAmd(
     : wmma;
   const [row, col] = lay.c(lane, elem);
   const idx = st.src[0].substitute(new Map([[m, at(row, mo, T.m)], [n, at(col, no, T.n)]]));
-  // the casts between the sum and the store stay (a float16 rounding before a float32 store)
-  const red = unCast(st.src[1]);
-  const store = UOp.make(Ops.STORE, dtypes.void, [
-    idx,
-    st.src[1].substitute(new Map([[red, sum.cast(red.dtype)]])),
-  ]);
-  const ranges = outs.map((r) => (r === m ? mo : r === n ? no : r))
-    .filter((r) => r.op === Ops.RANGE);
-  return sink.replace({ src: [UOp.make(Ops.END, dtypes.void, [store, ...ranges, lane, elem])] });
+  return storeTiles(sink, st, outs, idx, sum, [m, n, mo, no], [lane, elem]);
 }
 
 /**
