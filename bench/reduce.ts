@@ -2,7 +2,12 @@
 // (float32), each with the heuristic and with BEAM=2 (set per run in a subprocess), beside the
 // machine's memory bandwidth (a numpy copy of 256 MB, measured in the same run) and numpy's own
 // figure for the same op. Bytes are the least the op must move: its input read once and its
-// output written once.
+// output written once. `value` gives each output back (Tensor.dispose) before the next call, so
+// the next output reuses its memory, as in tinygrad or PyTorch where a dropped tensor is freed at
+// once; `fresh_output` is the same op keeping every output until the garbage collector runs (each
+// output is then new memory: a page fault per 4 KiB). `exp_ceiling` is tg's own x.exp() over
+// the same input in the same units: softmax computes at least one exp per element, so it cannot
+// be faster than that on this machine however its memory traffic is arranged.
 import { Tensor } from "../mod.ts";
 import { emit, numpyFigure, timeIt } from "./common.ts";
 
@@ -32,13 +37,17 @@ const CASES: Case[] = [
   },
 ];
 
-function measure(c: Case): number {
+function measure(c: Case, run = c.run, dispose = true): number {
   const x = Tensor.rand(c.shape, { device: "CPU" }).realize();
-  return c.bytes / timeIt(() => c.run(x).realize(), 5, 1) / 1e9;
+  const once = dispose ? () => run(x).realize().dispose() : () => void run(x).realize();
+  return c.bytes / timeIt(once, 5, 1) / 1e9;
 }
 
 if (Deno.args[0] === "--one") {
-  console.log(measure(CASES.find((c) => c.name === Deno.args[1])!));
+  const c = CASES.find((c) => c.name === Deno.args[1])!;
+  const figures = [measure(c), measure(c, c.run, false)];
+  if (c.name === "softmax_f32") figures.push(measure(c, (x) => x.exp()));
+  console.log(figures.join(" "));
 } else {
   const copy = numpyFigure(`
 a=np.ones(64*1024*1024,np.float32); b=np.empty_like(a); np.copyto(b,a)
@@ -61,7 +70,7 @@ ts.sort(); print(${c.bytes}/ts[len(ts)//2]/1e9)`);
         stderr: "inherit",
       }).outputSync();
       if (!out.success) Deno.exit(out.code);
-      const v = Number(new TextDecoder().decode(out.stdout).trim());
+      const [v, fresh, exp] = new TextDecoder().decode(out.stdout).trim().split(" ").map(Number);
       emit({
         bench: c.name,
         device: "CPU",
@@ -71,6 +80,8 @@ ts.sort(); print(${c.bytes}/ts[len(ts)//2]/1e9)`);
         opt: beam === "0" ? "heuristic" : "BEAM=2",
         bandwidth: copy,
         of_bandwidth: copy ? v / copy : null,
+        fresh_output: fresh,
+        ...(exp === undefined ? {} : { exp_ceiling: exp, of_exp_ceiling: v / exp }),
         numpy,
         ratio: numpy ? v / numpy : null,
       });

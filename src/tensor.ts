@@ -584,6 +584,17 @@ export class Tensor {
     Tensor.realize(this);
     return this;
   }
+  /**
+   * Give this tensor's device memory back now instead of when the garbage collector finds it
+   * unreachable: JS has no reference counts, so a loop that makes a large tensor per iteration
+   * otherwise holds every old one until a collection, and each new one is fresh memory (on the
+   * CPU a page fault per 4 KiB). The memory returns to the device's pool, where the next
+   * allocation of the same size reuses it. Afterwards reading this tensor, or any view of the
+   * same buffer, throws. A tensor that is not realized holds no memory: nothing happens.
+   */
+  dispose(): void {
+    if (isRealized(this.uop)) backend().dispose(this.uop);
+  }
   /** realize several tensors in one schedule */
   static realize(...tensors: Tensor[]): void {
     const todo = tensors.filter((t) => !isRealized(t.uop));

@@ -33,6 +33,17 @@ export function bufferOf(u: UOp): Buffer {
   return b;
 }
 
+/**
+ * give a user's buffer back now (Tensor.dispose): its memory returns to the device's pool for
+ * the next allocation of its size, and the BUFFER stays bound to the freed Buffer so that any
+ * later read of it throws instead of reading fresh memory
+ */
+export function disposeBuffer(u: UOp): void {
+  const b = bufferOf(u);
+  b.free();
+  reclaim.unregister(b);
+}
+
 /** free a buffer's memory now (an intermediate of a schedule that nothing else holds) */
 export function freeBuffer(u: UOp): void {
   const b = storage.get(u);

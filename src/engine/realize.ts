@@ -6,7 +6,7 @@ import { bindingLimitsKey, minBindingLimit, rangeifyWithin } from "../rangeify/s
 import { toProgram } from "../codegen/index.ts";
 import type { ProgramSpec } from "../codegen/program.ts";
 import { Device, type Program } from "../runtime/device.ts";
-import { type BufferArg, bufferOf, freeBuffer, newBuffer } from "./buffers.ts";
+import { type BufferArg, bufferOf, disposeBuffer, freeBuffer, newBuffer } from "./buffers.ts";
 import { DEBUG, GlobalCounters } from "./counters.ts";
 import { freeAfter, planOrder } from "./memory.ts";
 import { afterPending, assertFilled, copyBuffer, whenFilled } from "./pending.ts";
@@ -395,6 +395,13 @@ function runKernel(k: KernelPlan, device: string, bufs: UOp[]): void {
         } GB/s`,
     );
   }
+}
+
+/** give the memory behind a realized UOp back now, after the work queued on it (pending copies) */
+export function dispose(realized: UOp): void {
+  const b = bufferBase(realized);
+  if (!b) return;
+  afterPending([b], [], () => disposeBuffer(b));
 }
 
 /** the elements of a realized (buffer-backed) UOp, in row-major order */

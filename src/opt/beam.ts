@@ -4,7 +4,7 @@
 // the kernel's time budget is spent. The chosen list is cached on disk by the kernel's canonical
 // key, so a second run times nothing.
 import { AxisType, Ops, type UOp } from "../uop/ops.ts";
-import type { DType } from "../dtype.ts";
+import { type DType, dtypes } from "../dtype.ts";
 import { applyOpt, kernelAxes, type Opt, OptError, OptOps } from "./opts.ts";
 import type { CodegenLang } from "../codegen/index.ts";
 import { toProgram } from "../codegen/index.ts";
@@ -112,11 +112,26 @@ const fmtOpts = (opts: readonly Opt[]): string =>
 const marked = (s: UOp): UOp =>
   s.replace({ arg: { ...(s.arg as object | undefined), optimized: true } });
 
-/** buffers for timing a kernel (what they hold does not matter to the time of a matmul) */
+/**
+ * buffers for timing a kernel, holding what a real input would: floats in [0, 1), other types
+ * zero (an index must stay in bounds). Memory reused from the device's pool would hold whatever
+ * the last kernel left, and infinities and denormals there made an exp kernel time 3x slower
+ * than it runs on real data.
+ */
 export function timingBuffers(dev: string, ast: UOp, lang: CodegenLang): Buffer[] | null {
   const spec = toProgram(marked(ast), lang, { checkBounds: false });
   if (spec.vars.length) return null; // symbolic kernels would need a value for each variable
-  return spec.bufs.map((b) => new Buffer(dev, b.dtype, b.size));
+  let seed = 1;
+  const next = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+  return spec.bufs.map((b) => {
+    const buf = new Buffer(dev, b.dtype, b.size);
+    if (b.dtype === dtypes.float32 || b.dtype === dtypes.float64) {
+      const a = b.dtype === dtypes.float32 ? new Float32Array(b.size) : new Float64Array(b.size);
+      for (let i = 0; i < a.length; i++) a[i] = next();
+      return buf.copyin(a);
+    }
+    return buf.copyin(new Uint8Array(buf.nbytes));
+  });
 }
 
 /** the fastest of a few runs of `ast` with `opts`, in seconds (Infinity when it does not build) */
@@ -166,15 +181,20 @@ export function beamSearch(ast: UOp, lang: CodegenLang, o: BeamOptions = {}): Op
   if (!devName) throw new Error(`BEAM: no device times ${lang} kernels`);
   const dev = Device.get(devName), info = dev.info();
   const cache = o.cacheDir !== undefined ? DiskCache.forDir(o.cacheDir) : DiskCache.forDir();
+  // the kernel's source without opts stands for how tg lowers it today (a pick searched before
+  // a change to the lowering, exp2's polynomial say, was timed on other code), the seed for
+  // where the search starts
   const name = `beam-${
     DiskCache.key([
-      "beam-v1",
+      "beam-v2",
       lang,
       dev.name,
       String(info.compiler ?? ""),
       String(info.flags ?? ""),
       String(width),
       astKey(ast),
+      sha256Hex(toProgram(marked(ast), lang, { checkBounds: false }).src),
+      fmtOpts(o.seed ?? []),
     ])
   }.json`;
   const hit = cache.readText(name);
@@ -233,6 +253,16 @@ export function beamSearch(ast: UOp, lang: CodegenLang, o: BeamOptions = {}): Op
       beam = next.slice(0, width);
       if (!(beam[0].t < best.t)) break;
       best = beam[0];
+    }
+    // one noisy timing (another process on a core, a page fault) can crown a slower kernel:
+    // the pick must beat the heuristic's again, timed alternately, by a margin
+    if (o.seed && fmtOpts(best.opts) !== fmtOpts(o.seed)) {
+      let tBest = Infinity, tSeed = Infinity;
+      for (let i = 0; i < 3; i++) {
+        tBest = Math.min(tBest, timeOpts(ast, best.opts, lang, bufs));
+        tSeed = Math.min(tSeed, timeOpts(ast, o.seed, lang, bufs));
+      }
+      if (!(tBest < 0.97 * tSeed)) best = { opts: [...o.seed], t: tSeed };
     }
     progress(
       `${kname}: ${fmtOpts(best.opts)} in ${(best.t * 1e6).toFixed(0)} us (${

@@ -325,7 +325,11 @@ export class Buffer {
 
   allocate(): this {
     if (this.#held) return this;
-    if (this.#freed) throw new Error(`Buffer: use after free (${this.describe()})`);
+    if (this.#freed) {
+      throw new Error(
+        `Buffer: use after free (${this.describe()}): freed by Tensor.dispose() or Buffer.free()`,
+      );
+    }
     const impl = this.impl;
     const held = { impl, handle: impl.allocator.alloc(this.nbytes), nbytes: this.nbytes };
     this.#held = held;

@@ -16,6 +16,8 @@ export interface Backend {
   read(realized: UOp): Promise<TypedArray>;
   kernels(roots: UOp[], device: string): KernelInfo[];
   schedule(roots: UOp[]): { ast: UOp; bufs: UOp[] }[];
+  /** give the memory behind a realized UOp back now */
+  dispose(realized: UOp): void;
 }
 
 const engineBackend: Backend = {
@@ -27,6 +29,7 @@ const engineBackend: Backend = {
   read: (u) => engine.read(u),
   kernels: (r, d) => engine.kernels(r, d),
   schedule: (r) => engine.schedule(r),
+  dispose: (u) => engine.dispose(u),
 };
 
 let current: Backend = engineBackend;

@@ -261,6 +261,7 @@ export const refBackend: Backend = {
   schedule(): never {
     throw new Error("the reference backend runs no kernels");
   },
+  dispose: () => {}, // values are JS arrays: the garbage collector takes them
 };
 
 /** the reference value of a Tensor's graph, checked against its claimed shape and dtype */
