@@ -216,8 +216,9 @@ export function linearize(sink: UOp, opts: LinearizeOpts = {}): LinearProgram {
   // threads only where iterations are independent: not a reduce loop, every global store indexed by it
   const parallel = new Set<UOp>();
   const minWork = opts.parallelMin ?? 16384;
-  // shared memory is one array per kernel run on a CPU: threads would race on it
-  const shared = topo.some((u) => u.op === Ops.DEFINE_LOCAL);
+  // shared memory declared at the top is one array per kernel run on a CPU: threads would race
+  // on it (one declared inside a loop, a staged row, is each iteration's own)
+  const shared = topo.some((u) => u.op === Ops.DEFINE_LOCAL && place.get(u) === null);
   for (const r of shared ? [] : items.get(null)!) {
     if (r.op !== Ops.RANGE || opts.reduceRanges?.has(r)) continue;
     const t = (r.arg as [number, AxisType])[1];

@@ -177,6 +177,7 @@ function reduceOpts(sink: UOp): Opt[] {
   const inner = innerReduceUnrolls(sink);
   if (inner.length) return inner;
   const reds = axes.filter((a) => a.reduce && a.type === AxisType.REDUCE);
+  if (sink.toposort().some((u) => u.op === Ops.DEFINE_LOCAL)) return stagedOpts(sink, reds);
   const outs = axes.filter((a) => a.output && !a.reduce && a.type === AxisType.LOOP);
   const k = reds.at(-1), o = outs.at(-1);
   if (!k || k.size! < REDUCE_FROM) return [];
@@ -188,6 +189,21 @@ function reduceOpts(sink: UOp): Opt[] {
   const chosen: Opt[] = [];
   let cur = sink;
   for (const [op, axis, amounts] of wanted) cur = applyFirst(cur, op, axis, amounts, chosen);
+  return chosen;
+}
+
+/**
+ * A kernel rangeify staged a value in (softmax on a CPU: a row's max, its exps into an array,
+ * their sum, the output): each long reduce unrolled by 8 (short chains); the loops that fill the
+ * array and the output are left for the C compiler to vectorize, which it does for a plain loop
+ * of exps and not for 8 exps copied out (on [4096,4096]: 26.7 ms against 34.5 with UPCAST 8)
+ */
+function stagedOpts(sink: UOp, reds: KernelAxis[]): Opt[] {
+  const chosen: Opt[] = [];
+  let cur = sink;
+  for (const k of reds) {
+    if (k.size! >= REDUCE_FROM) cur = applyFirst(cur, OptOps.UNROLL, k.id, [8, 4], chosen);
+  }
   return chosen;
 }
 

@@ -101,14 +101,16 @@ export const copies = (sink: UOp): number => sizeProduct(sink, [AxisType.UPCAST,
  * once per value of that axis)
  */
 function reduceCopies(sink: UOp, r: UOp): number {
-  const seen = new Set<UOp>();
-  for (const u of sink.toposort()) {
-    if (u.op !== Ops.REDUCE || !u.src.includes(r)) continue;
-    for (const x of u.toposort()) {
-      const t = x.op === Ops.RANGE ? (x.arg as [number, AxisType])[1] : null;
-      if (t === AxisType.UPCAST || t === AxisType.UNROLL) seen.add(x);
-    }
-  }
+  const seen = new Set<UOp>(), visited = new Set<UOp>();
+  // what a BARRIER waits for (a staged array's fill) ran before the reduce, in its own copies
+  const walk = (x: UOp): void => {
+    if (visited.has(x)) return;
+    visited.add(x);
+    const t = x.op === Ops.RANGE ? (x.arg as [number, AxisType])[1] : null;
+    if (t === AxisType.UPCAST || t === AxisType.UNROLL) seen.add(x);
+    if (x.op !== Ops.BARRIER) { for (const s of x.src) walk(s); }
+  };
+  for (const u of sink.toposort()) if (u.op === Ops.REDUCE && u.src.includes(r)) walk(u);
   return [...seen].reduce((p, x) => p * (x.src[0].arg as number), 1);
 }
 
@@ -214,7 +216,8 @@ export function applyOpt(sink: UOp, opt: Opt): UOp {
   };
   // a kernel staged through shared memory (TC 32) has its whole layout: a split range would
   // copy its stores into shared memory, each copy writing the same slots
-  if (sink.toposort().some((u) => u.op === Ops.DEFINE_LOCAL)) {
+  const locals = sink.toposort().filter((u) => u.op === Ops.DEFINE_LOCAL);
+  if (locals.some((l) => l.src.length === 0)) {
     bad("the kernel is already staged through shared memory (TC with a stage's k)");
   }
   if (opt.op === OptOps.TILE) return applyTile(sink, opt);
@@ -227,6 +230,11 @@ export function applyOpt(sink: UOp, opt: Opt): UOp {
     return bad(`the kernel has no splittable axis ${opt.axis} (axes: ${ids.join(", ") || "none"})`);
   }
   if (ax.size === null) bad("the axis has a symbolic size");
+  // an array rangeify stages a value in is one per iteration of the loops it sits in (its
+  // sources): copies of such a loop's body would all fill the one array
+  if (locals.some((l) => l.toposort().includes(ax.range))) {
+    bad("a staged array is filled once per iteration of this axis");
+  }
   const size = ax.size!, name = OptOps[opt.op];
   const outputAxis = () => {
     if (!ax.output || ax.reduce) bad(`${name} needs an output (store) axis`);

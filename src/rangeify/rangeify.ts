@@ -34,6 +34,8 @@ import {
 export const MAX_PASSES = 3;
 /** the most times a recompute()-marked value may be recomputed per element it has */
 export const MAX_RECOMPUTE_REREADS = 4;
+/** the largest per-iteration array a staged value may fill (a CPU thread's stack, its L1) */
+export const MAX_STAGE_BYTES = 32 * 1024;
 /** the most values a kernel's output axes made UPCAST by fusion may have together */
 export const MAX_FUSED_UPCAST = 128;
 
@@ -120,8 +122,17 @@ class Rangeifier {
   /** elementwise nodes under a recompute() marker: always recomputed */
   private readonly forced = new Set<UOp>();
   private readonly recomputeAll = recomputeAll();
+  /**
+   * elementwise nodes computed once into a per-iteration array of their kernel (a CPU's row of
+   * softmax's exps), with the tuple positions that vary between the passes reading them
+   */
+  readonly staged = new Map<UOp, number[]>();
+  /** the device of each node whose inputs say (BUFFERs, COPY targets) */
+  private readonly devices = new Map<UOp, string>();
 
-  private newRange(size: number, type: AxisType): UOp {
+  constructor(private readonly opts: RangeifyOpts = {}) {}
+
+  newRange(size: number, type: AxisType): UOp {
     return size === 1 ? cint(0) : UOp.range(size, this.nextAxis++, type);
   }
   private request(x: UOp, r: Request): void {
@@ -135,6 +146,12 @@ class Rangeifier {
     const must = new Set<UOp>();
     for (const r of roots) if (!bufferBase(r)) must.add(r);
     const topo = UOp.sink(...roots).toposort();
+    if (this.opts.loops) {
+      for (const u of topo) {
+        const d = deviceOf(u, this.devices);
+        if (d !== undefined) this.devices.set(u, d);
+      }
+    }
     for (const u of topo) {
       if (u.op === Ops.CONTIGUOUS) must.add(u);
       if (u.op === Ops.COPY && !bufferBase(u.src[0])) must.add(u.src[0]);
@@ -187,10 +204,64 @@ class Rangeifier {
   private repeating(r: Request): UOp[] {
     const used = this.usedBy(r.t), open = [...r.open];
     const deepest = open.findLastIndex((o) => used.has(o));
-    const outs = this.outRanges.get(r.owner) ?? [];
+    // on a device that loops over the output (a CPU), an output range inside all of the
+    // read's own is a loop too, which the read is hoisted out of
+    const outs = this.loopsOver(r.owner) ? [] : this.outRanges.get(r.owner) ?? [];
     return open.filter((o, i) =>
       !used.has(o) && !this.upcast.has(o) && (i < deepest || outs.includes(o))
     );
+  }
+
+  /**
+   * Stage `x`: on a device that loops over its output, an elementwise value with a transcendental
+   * in it (an exp) that one kernel reads in several passes over the same axes (softmax's sum
+   * and output loops) is computed once per iteration of the outer loops into a small array, and
+   * each pass loads it: one exp per element instead of one per pass.
+   */
+  private stage(x: UOp, reqs: Request[], tuples: IndexTuple[]): boolean {
+    if (tuples.length < 2 || !(GroupOp.ALU.has(x.op) || x.op === Ops.CAST)) return false;
+    const owner = reqs[0].owner;
+    if (!this.loopsOver(owner) || reqs.some((r) => r.owner !== owner)) return false;
+    if (tuples.some((t) => t.valid !== null || t.idx.length !== tuples[0].idx.length)) return false;
+    const vary: number[] = [];
+    const outer = new Set<UOp>();
+    for (let i = 0; i < tuples[0].idx.length; i++) {
+      const col = tuples.map((t) => t.idx[i]);
+      if (col.every((e) => e === col[0])) {
+        for (const r of rangesIn({ idx: [col[0]], valid: null })) outer.add(r);
+        continue;
+      }
+      // each pass loops over the axis on a range of its own, of one size
+      if (!col.every((e) => e.op === Ops.RANGE && e.src[0] === col[0].src[0])) return false;
+      if (col[0].src[0].op !== Ops.CONST) return false;
+      vary.push(i);
+    }
+    const size = vary.reduce((p, i) => p * (tuples[0].idx[i].src[0].arg as number), 1);
+    if (vary.length === 0 || size * x.dtype.itemsize > MAX_STAGE_BYTES) return false;
+    if (tuples.some((t) => vary.some((i) => outer.has(t.idx[i])))) return false;
+    if (!this.transcendental(x)) return false;
+    this.staged.set(x, vary);
+    return true;
+  }
+
+  /** whether computing `x` (down to realized nodes, buffers and reduces) takes an exp or a log */
+  private transcendental(x: UOp): boolean {
+    const seen = new Set<UOp>();
+    const stack = [x];
+    while (stack.length) {
+      const u = stack.pop()!;
+      if (seen.has(u) || (u !== x && this.realized.has(u))) continue;
+      seen.add(u);
+      if (TRANSCENDENTAL.has(u.op)) return true;
+      if (u.op !== Ops.REDUCE_AXIS && !isLeaf(u)) stack.push(...u.src);
+    }
+    return false;
+  }
+
+  /** whether the kernel of `owner` runs its output ranges as loops (else as GPU threads) */
+  private loopsOver(owner: UOp): boolean {
+    const d = this.devices.get(owner);
+    return d !== undefined && this.opts.loops !== undefined && this.opts.loops(d);
   }
 
   /** how often a node read by `r` is computed per element */
@@ -209,6 +280,9 @@ class Rangeifier {
   /** whether `x` can be recomputed where it is read (else it is realized) */
   private fusible(x: UOp, reqs: Request[]): boolean {
     if (isView(x) || reqs.length === 0) return true;
+    const tuples: IndexTuple[] = [];
+    for (const r of reqs) if (!tuples.some((t) => sameTuple(t, r.t))) tuples.push(r.t);
+    if (this.stage(x, reqs, tuples)) return true;
     // marked values are recomputed where each element is read a few times, not inside a loop
     // that re-reads it (a matmul's): there recomputing would multiply the work, not save memory.
     // The reduces below decide for themselves: recomputing x re-reads their buffers.
@@ -217,8 +291,6 @@ class Rangeifier {
     if (marked && reqs.every((r) => this.rereads(r) <= MAX_RECOMPUTE_REREADS)) return true;
     const cost = this.recomputeCost(x);
     if (cost === "cheap") return true;
-    const tuples: IndexTuple[] = [];
-    for (const r of reqs) if (!tuples.some((t) => sameTuple(t, r.t))) tuples.push(r.t);
     if (tuples.length > MAX_PASSES || !tuples.every((t) => samePassTuple(t, tuples[0]))) {
       return false;
     }
@@ -311,6 +383,10 @@ class KernelBuilder {
   readonly inputs: UOp[];
   private readonly slots = new Map<UOp, UOp>();
   private readonly memo = new Map<string, UOp>();
+  /** staged nodes that turned out not worth their array in this kernel: computed per read */
+  private readonly unstaged = new Set<UOp>();
+  /** staged nodes filled so far in this kernel: their arrays and the barrier after the fill */
+  private readonly stages = new Map<UOp, { local: UOp; filled: UOp; shape: number[] }>();
   /** the REDUCE_AXIS nodes lowered so far in this kernel (a further pass gets fresh ranges) */
   private readonly reduced = new Set<UOp>();
   constructor(private readonly rf: Rangeifier, readonly node: UOp) {
@@ -371,12 +447,60 @@ class KernelBuilder {
 
   private lowerUncached(x: UOp, t: IndexTuple): UOp {
     if (x.op === Ops.BUFFER) return this.load(x, t.idx[0], t.valid);
+    const vary = this.rf.staged.get(x);
+    if (vary && !this.unstaged.has(x)) return this.stagedLoad(x, t, vary);
     if (x !== this.node && this.rf.realized.has(x)) {
       return this.load(x, flatIndex(t.idx, x.shape!), t.valid);
     }
     const base = bufferBase(x);
     if (base) return this.load(base, flatIndex(t.idx, x.shape!), t.valid);
     return this.compute(x, t);
+  }
+
+  /**
+   * `x` read at `t` from its stage: the first read fills the array in a loop of its own over the
+   * varying positions (inside the loops of the others), every read loads after that loop
+   */
+  private stagedLoad(x: UOp, t: IndexTuple, vary: number[]): UOp {
+    let st = this.stages.get(x);
+    if (!st) {
+      const loops = vary.map((i) => this.rf.newRange(t.idx[i].src[0].arg as number, AxisType.LOOP));
+      const at = {
+        idx: t.idx.map((e, i) => vary.includes(i) ? loops[vary.indexOf(i)] : e),
+        valid: null,
+      };
+      const value = this.compute(x, at);
+      // worth an array only where an exp or log runs per element of it (not a row's log
+      // broadcast along it)
+      const perElement = value.toposort().some((u) =>
+        TRANSCENDENTAL.has(u.op) && loops.some((r) => u.toposort().includes(r))
+      );
+      if (!perElement) {
+        this.unstaged.add(x);
+        return this.compute(x, t);
+      }
+      const shape = loops.map((r) => r.src[0].arg as number);
+      // its sources are the loops around it: the array is declared inside them (one per thread)
+      const outer = [...rangesIn({ idx: t.idx.filter((_, i) => !vary.includes(i)), valid: null })];
+      const local = UOp.make(Ops.DEFINE_LOCAL, x.dtype, outer, [
+        STAGE_LOCAL_ID + this.stages.size,
+        prod(shape),
+      ]);
+      const store = UOp.make(Ops.STORE, dtypes.void, [
+        UOp.make(Ops.INDEX, x.dtype, [local, flatIndex(loops, shape)]),
+        value,
+      ]);
+      const filled = UOp.make(Ops.BARRIER, dtypes.void, [
+        UOp.make(Ops.END, dtypes.void, [store, ...loops]),
+      ]);
+      st = { local, filled, shape };
+      this.stages.set(x, st);
+    }
+    const idx = UOp.make(Ops.INDEX, x.dtype, [
+      st.local,
+      flatIndex(vary.map((i) => t.idx[i]), st.shape),
+    ]);
+    return UOp.make(Ops.LOAD, x.dtype, [idx, st.filled]);
   }
 
   private compute(x: UOp, t: IndexTuple): UOp {
@@ -430,6 +554,11 @@ class KernelBuilder {
   }
 }
 
+const TRANSCENDENTAL = new Set([Ops.EXP2, Ops.LOG2, Ops.SIN, Ops.POW]);
+
+/** stage arrays are numbered apart from the shared memory codegen adds (group reduces) */
+const STAGE_LOCAL_ID = 64;
+
 const upcastArg = (r: UOp): [number, AxisType] => [(r.arg as [number])[0], AxisType.UPCAST];
 
 /** kernels that differ only in range numbering are the same kernel: number ranges by first use */
@@ -445,9 +574,30 @@ function renumberRanges(sink: UOp): UOp {
   return sink.substitute(map);
 }
 
+export interface RangeifyOpts {
+  /**
+   * whether a device runs a kernel's output ranges as loops (CPU, JS) rather than as threads
+   * (GPUs): there a reduce read inside an output loop it ignores is computed once before that
+   * loop, so it fuses into its consumer (softmax is one kernel); on a GPU every thread would
+   * recompute it. Unset: every device is taken for a GPU.
+   */
+  loops?: (device: string) => boolean;
+}
+
+/** the device a node computes on, from its inputs (undefined: none says) */
+function deviceOf(u: UOp, known: ReadonlyMap<UOp, string>): string | undefined {
+  if (u.op === Ops.BUFFER) return (u.arg as { device: string }).device;
+  if (u.op === Ops.COPY) return u.arg as string;
+  for (const s of u.src) {
+    const d = known.get(s);
+    if (d !== undefined) return d;
+  }
+  return undefined;
+}
+
 /** split the graph of `roots` into kernels */
-export function rangeify(roots: UOp[]): RangeifyResult {
-  const rf = new Rangeifier();
+export function rangeify(roots: UOp[], opts: RangeifyOpts = {}): RangeifyResult {
+  const rf = new Rangeifier(opts);
   rf.plan(roots);
   const order = UOp.sink(...roots).toposort().filter((u) => rf.realized.has(u));
   const kernels: KernelPlan[] = [];

@@ -4,7 +4,13 @@
 // takes the most buffers off it realized as a kernel of its own (by wrapping it in CONTIGUOUS,
 // which rangeify always realizes), and rangeify runs again, until every kernel fits.
 import { GroupOp, Ops, UOp } from "../uop/ops.ts";
-import { bufferBase, type KernelPlan, rangeify, type RangeifyResult } from "./rangeify.ts";
+import {
+  bufferBase,
+  type KernelPlan,
+  rangeify,
+  type RangeifyOpts,
+  type RangeifyResult,
+} from "./rangeify.ts";
 import { Device } from "../runtime/device.ts";
 
 const overrides = new Map<string, number>();
@@ -37,7 +43,21 @@ export function minBindingLimit(devices: Iterable<string>): number {
 
 /** part of the plan cache key: plans made under a forced limit are kept apart */
 export function bindingLimitsKey(): string {
-  return overrides.size ? `|limits:${[...overrides].sort().join(";")}` : "";
+  const loops = loopOverrides.size ? `|loops:${[...loopOverrides].sort().join(";")}` : "";
+  return (overrides.size ? `|limits:${[...overrides].sort().join(";")}` : "") + loops;
+}
+
+const loopOverrides = new Map<string, boolean>();
+
+/**
+ * Schedule `device` as a device that loops over its kernels' output (true, a CPU) or runs it as
+ * threads (false, a GPU); null: as it is again. For tests that render one device's schedule for
+ * another (the CUDA op suite, compile-checked without a GPU).
+ */
+export function setLoopsOver(device: string, v: boolean | null): void {
+  const d = Device.canonicalize(device);
+  if (v === null) loopOverrides.delete(d);
+  else loopOverrides.set(d, v);
 }
 
 const isView = (u: UOp): boolean =>
@@ -106,9 +126,25 @@ export interface SplitResult extends RangeifyResult {
   roots: UOp[];
 }
 
+/** devices whose kernels loop over their output (their renderers emit loops, not threads) */
+export function loopsOver(device: string): boolean {
+  const forced = loopOverrides.get(Device.canonicalize(device));
+  if (forced !== undefined) return forced;
+  try {
+    const lang = Device.get(device).lang;
+    return lang === "c" || lang === "js";
+  } catch {
+    return false; // a device that does not open schedules as a GPU would
+  }
+}
+
 /** rangeify `roots`, splitting kernels until each binds at most `limit` buffers */
-export function rangeifyWithin(roots: UOp[], limit: number): SplitResult {
-  let r = rangeify(roots);
+export function rangeifyWithin(
+  roots: UOp[],
+  limit: number,
+  opts: RangeifyOpts = { loops: loopsOver },
+): SplitResult {
+  let r = rangeify(roots, opts);
   if (!Number.isFinite(limit)) return { ...r, roots };
   // each cut wraps a node that no later cut picks again: more cuts than nodes means no progress
   const maxCuts = UOp.sink(...roots).toposort().length;
@@ -124,6 +160,6 @@ export function rangeifyWithin(roots: UOp[], limit: number): SplitResult {
     }
     const map = new Map([[cut, UOp.make(Ops.CONTIGUOUS, cut.dtype, [cut])]]);
     roots = UOp.sink(...roots).substitute(map).src.slice();
-    r = rangeify(roots);
+    r = rangeify(roots, opts);
   }
 }

@@ -1,6 +1,7 @@
 // The op-suite kernels the GPU renderers are compile-checked on without a GPU
 // (tests/cuda_render_test.ts, tests/hip_render_test.ts), built through the public API.
-import { dtypes, Tensor } from "../../mod.ts";
+import { Device, dtypes, Tensor } from "../../mod.ts";
+import { setLoopsOver } from "../../src/rangeify/split.ts";
 import { type CodegenLang, type ProgramSpec, toProgram } from "../../src/codegen/index.ts";
 
 function suite(): [string, Tensor][] {
@@ -33,7 +34,13 @@ function suite(): [string, Tensor][] {
 
 /** every kernel of the suite rendered in `lang`, labelled by case and kernel number */
 export function suitePrograms(lang: CodegenLang): { label: string; p: ProgramSpec }[] {
-  return suite().flatMap(([label, t]) =>
-    t.schedule().map((s, k) => ({ label: `${label} #${k}`, p: toProgram(s.ast, lang) }))
-  );
+  // scheduled as on a GPU (threads, not loops: no reduce fused into a loop over its output)
+  setLoopsOver(Device.DEFAULT, false);
+  try {
+    return suite().flatMap(([label, t]) =>
+      t.schedule().map((s, k) => ({ label: `${label} #${k}`, p: toProgram(s.ast, lang) }))
+    );
+  } finally {
+    setLoopsOver(Device.DEFAULT, null);
+  }
 }
