@@ -282,3 +282,34 @@ Deno.test("the heuristic tiles a padded convolution by output channels (not its 
     assertSame(ast, opts, `conv ${c}->${k} ${hw}x${hw}`);
   }
 });
+
+Deno.test("LANES (per-lane accumulators) matches the unoptimized reduce: sums, maxes, a matmul", () => {
+  const cases: [string, UOp][] = [
+    ["row sum", astOf(Tensor.rand([5, 96], { device: "JS" }).sum(1))],
+    ["row max", astOf(Tensor.rand([7, 64], { device: "JS" }).max(1))],
+    ["full sum", astOf(Tensor.rand([48], { device: "JS" }).sum())],
+    ["matmul", matmul(6, 32, 10)],
+  ];
+  for (const [what, ast] of cases) {
+    const red = axisOf(ast, (a) => a.reduce)[0];
+    for (const k of [2, 4, 8, 16]) {
+      if (red.size! % k) continue;
+      assertSame(ast, [{ op: OptOps.LANES, axis: red.id, amount: k }], `${what} LANES ${k}`);
+      // every lane its own accumulator: k REDUCEs after expansion
+      const lowered = lowerKernel(withOpts(ast, [{ op: OptOps.LANES, axis: red.id, amount: k }]));
+      const accs = lowered.sink.toposort().filter((u) => u.op === Ops.DEFINE_REG).length;
+      assert.ok(accs >= k, `${what} LANES ${k}: ${accs} accumulators`);
+    }
+  }
+  // with UPCAST of the output axis too
+  const sum = astOf(Tensor.rand([16, 64], { device: "JS" }).sum(1));
+  const out = axisOf(sum, (a) => a.output)[0], red = axisOf(sum, (a) => a.reduce)[0];
+  assertSame(sum, [
+    { op: OptOps.UPCAST, axis: out.id, amount: 4 },
+    { op: OptOps.LANES, axis: red.id, amount: 8 },
+  ], "row sum UPCAST 4 + LANES 8");
+  assert.throws(
+    () => applyOpt(sum, { op: OptOps.LANES, axis: out.id, amount: 4 }),
+    (e: unknown) => e instanceof OptError && /reduce axis/.test((e as Error).message),
+  );
+});

@@ -70,6 +70,8 @@ export function candidateOpts(sink: UOp, lang: CodegenLang = "c"): Opt[] {
     if (red) {
       for (const k of UNROLLS) {
         if (fits(k)) out.push({ op: OptOps.UNROLL, axis: a.id, amount: k });
+        // side-by-side accumulators: what a CPU vectorizes (a GPU thread has no vector unit)
+        if (!gpu && fits(k) && k > 2) out.push({ op: OptOps.LANES, axis: a.id, amount: k });
       }
     }
     if (gpu) {

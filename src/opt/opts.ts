@@ -28,6 +28,11 @@ export enum OptOps {
   TILE,
   /** a float16/bfloat16 matmul onto tensor cores, one warp per mma tile (src/opt/tc.ts) */
   TC,
+  /**
+   * a reduce axis into k accumulators updated side by side, combined after the loop: k short
+   * dependency chains instead of one, which a CPU's compiler vectorizes (a row's max or sum)
+   */
+  LANES,
 }
 
 export interface Opt {
@@ -160,6 +165,28 @@ export function splitRange(sink: UOp, range: UOp, k: number, innerType: AxisType
   });
 }
 
+/** the REDUCEs over the split range as a REDUCE over the lanes of per-lane REDUCEs */
+const pmLanes = new PatternMatcher<SplitCtx>([
+  [new UPat({ op: Ops.RANGE, name: "r" }), (b, ctx) => (b.r === ctx.from ? ctx.expr : undefined)],
+  [new UPat({ op: Ops.REDUCE, name: "x" }), (b, ctx) => {
+    const x = b.x, rs = x.src.slice(1);
+    if (!rs.some((r) => isSplit(r, ctx))) return undefined;
+    const [outer, lane] = ctx.ranges.length === 2 ? ctx.ranges : [null, ctx.ranges[0]];
+    const keep = rs.flatMap((r) => (isSplit(r, ctx) ? (outer ? [outer] : []) : [r]));
+    const perLane = keep.length ? x.replace({ src: [x.src[0], ...keep] }) : x.src[0];
+    return UOp.make(Ops.REDUCE, x.dtype, [perLane, lane], x.arg);
+  }],
+]);
+
+/** `range` (size n, a multiple of k) as outer*k + lane, each REDUCE over it reducing per lane */
+function splitLanes(sink: UOp, range: UOp, k: number): UOp {
+  const n = range.src[0].arg as number, [id, type] = range.arg as [number, AxisType];
+  const lane = UOp.range(k, nextAxisId(sink), AxisType.UNROLL);
+  const outer = n === k ? null : UOp.range(n / k, id, type);
+  const expr = outer ? outer.mul(k).add(lane) : lane;
+  return graphRewrite(sink, pmLanes, { from: range, expr, ranges: outer ? [outer, lane] : [lane] });
+}
+
 /**
  * `range` (size n, a multiple of k) as top*(n/k) + rest, top a new range of `topType` and size
  * k; rest keeps the axis id (and disappears when n == k)
@@ -260,6 +287,13 @@ export function applyOpt(sink: UOp, opt: Opt): UOp {
     }
   };
   switch (opt.op) {
+    case OptOps.LANES: {
+      reduceAxis();
+      if (reduceCopies(sink, ax.range) * opt.amount > MAX_COPIES) {
+        bad(`the kernel body would be copied more than ${MAX_COPIES} times`);
+      }
+      return splitLanes(sink, ax.range, opt.amount);
+    }
     case OptOps.UPCAST:
     case OptOps.UNROLL: {
       if (opt.op === OptOps.UPCAST) outputAxis();
