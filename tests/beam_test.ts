@@ -6,6 +6,7 @@ import { Tensor } from "../mod.ts";
 import type { UOp } from "../src/uop/ops.ts";
 import { toProgram } from "../src/codegen/index.ts";
 import { Buffer, Device } from "../src/runtime/device.ts";
+import { CpuDevice } from "../src/runtime/cpu.ts";
 import { applyOpt } from "../src/opt/opts.ts";
 import { handCodedOpts, withOpts } from "../src/opt/heuristic.ts";
 import { beamSearch, beamStats, candidateOpts, timingBuffers } from "../src/opt/beam.ts";
@@ -81,5 +82,28 @@ Deno.test("BEAM times kernels on buffers holding values a real input would, not 
     }
   } finally {
     for (const b of bufs) b.free();
+  }
+});
+
+Deno.test("the CPU compiles a round of candidates side by side into its cache; a bad one spoils none", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "tg-precompile-test-" });
+  try {
+    const dev = new CpuDevice({ cacheDir: dir });
+    const a = Tensor.rand([16, 24], { device: "CPU" }),
+      b = Tensor.rand([24, 32], { device: "CPU" });
+    const ast = a.matmul(b).schedule().at(-1)!.ast;
+    const lists = candidateOpts(ast).slice(0, 5).map((o) => [o]);
+    const specs = lists.map((opts) => toProgram(withOpts(ast, opts), "c"));
+    const bad = { ...specs[0], name: "broken", src: "this is not C" };
+    const before = dev.stats.compiled;
+    dev.precompile([...specs, bad]);
+    assert.equal(dev.stats.compiled - before, new Set(specs.map((s) => s.src)).size);
+    const hits = dev.stats.diskHits;
+    for (const s of specs) dev.compile(s); // each found on disk, none compiled again
+    assert.equal(dev.stats.diskHits - hits, new Set(specs.map((s) => s.src)).size);
+    assert.equal(dev.stats.compiled - before, new Set(specs.map((s) => s.src)).size);
+    assert.throws(() => dev.compile(bad), /compile of kernel 'broken' failed/);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
   }
 });

@@ -8,7 +8,7 @@ import { type DType, dtypes } from "../dtype.ts";
 import { applyOpt, kernelAxes, type Opt, OptError, OptOps } from "./opts.ts";
 import type { CodegenLang } from "../codegen/index.ts";
 import { toProgram } from "../codegen/index.ts";
-import { Buffer, Device } from "../runtime/device.ts";
+import { Buffer, Device, type DeviceImpl, type ProgramSpec } from "../runtime/device.ts";
 import { DiskCache, sha256Hex } from "../runtime/cache.ts";
 
 function env(k: string): string | undefined {
@@ -143,11 +143,14 @@ export function timeOpts(
   lang: CodegenLang,
   bufs: readonly Buffer[],
   cutoff = Infinity,
+  rendered?: ProgramSpec,
 ): number {
   const dev = Device.get(BEAM_DEVICES[lang]);
   let prog;
   try {
-    prog = dev.compile(toProgram(marked(opts.reduce(applyOpt, ast)), lang, { checkBounds: false }));
+    prog = dev.compile(
+      rendered ?? toProgram(marked(opts.reduce(applyOpt, ast)), lang, { checkBounds: false }),
+    );
   } catch (e) {
     // an opt list that does not fit the kernel, the workgroup limits or the device's resources
     // (shared memory, registers: the compiler refuses it) is no candidate
@@ -167,6 +170,27 @@ export function timeOpts(
     if (t > 3 * cutoff) break;
   }
   return best;
+}
+
+/**
+ * a round's candidates rendered, and compiled side by side where the device can (timing then
+ * finds them in its cache); undefined where rendering failed (timing says why)
+ */
+function precompile(
+  dev: DeviceImpl,
+  ast: UOp,
+  lists: readonly Opt[][],
+  lang: CodegenLang,
+): (ProgramSpec | undefined)[] {
+  const specs = lists.map((opts) => {
+    try {
+      return toProgram(marked(opts.reduce(applyOpt, ast)), lang, { checkBounds: false });
+    } catch {
+      return undefined;
+    }
+  });
+  dev.precompile?.(specs.filter((s) => s !== undefined));
+  return specs;
 }
 
 function progress(msg: string): void {
@@ -216,9 +240,9 @@ export function beamSearch(ast: UOp, lang: CodegenLang, o: BeamOptions = {}): Op
   try {
     type Cand = { opts: Opt[]; t: number };
     const seen = new Set<string>();
-    const timed = (opts: Opt[], cutoff: number): Cand => {
+    const timed = (opts: Opt[], cutoff: number, rendered?: ProgramSpec): Cand => {
       seen.add(JSON.stringify(opts));
-      return { opts, t: timeOpts(ast, opts, lang, bufs, cutoff) };
+      return { opts, t: timeOpts(ast, opts, lang, bufs, cutoff, rendered) };
     };
     let beam: Cand[] = [timed([], Infinity)];
     if (o.seed?.length) beam.push(timed([...o.seed], beam[0].t));
@@ -228,6 +252,7 @@ export function beamSearch(ast: UOp, lang: CodegenLang, o: BeamOptions = {}): Op
     while (!over()) {
       round++;
       const next: Cand[] = [...beam];
+      const lists: Opt[][] = [];
       for (const c of beam) {
         let cur: UOp;
         try {
@@ -237,19 +262,25 @@ export function beamSearch(ast: UOp, lang: CodegenLang, o: BeamOptions = {}): Op
         }
         for (const opt of candidateOpts(cur, lang)) {
           const opts = [...c.opts, opt];
-          if (over() || seen.has(JSON.stringify(opts))) continue;
+          if (seen.has(JSON.stringify(opts))) continue;
           try {
             applyOpt(cur, opt);
           } catch (e) {
             if (e instanceof OptError) continue;
             throw e;
           }
-          next.push(timed(opts, best.t));
-          progress(
-            `${kname} round ${round}: ${next.length} timed, best ${(best.t * 1e6).toFixed(0)} us ` +
-              `(${fmtOpts(best.opts)})`,
-          );
+          seen.add(JSON.stringify(opts));
+          lists.push(opts);
         }
+      }
+      const specs = precompile(dev, ast, lists, lang);
+      for (const [i, opts] of lists.entries()) {
+        if (over()) break;
+        next.push(timed(opts, best.t, specs[i]));
+        progress(
+          `${kname} round ${round}: ${next.length} timed, best ${(best.t * 1e6).toFixed(0)} us ` +
+            `(${fmtOpts(best.opts)})`,
+        );
       }
       next.sort((a, b) => a.t - b.t);
       beam = next.slice(0, width);

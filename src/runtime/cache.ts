@@ -123,6 +123,16 @@ export class DiskCache {
     return `${this.dir}/${key}${ext}`;
   }
 
+  /** whether an entry for `key` exists (its content is checked when it is loaded) */
+  has(key: string, ext: string): boolean {
+    try {
+      Deno.statSync(`${this.pathFor(key, ext)}.sha256`);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** the cached binary for `key`, or null when absent or when its content hash does not match */
   load(key: string, ext: string): CacheEntry | null {
     const path = this.pathFor(key, ext);

@@ -147,6 +147,39 @@ export class CCompiler implements Compiler {
     return this.build(src, this.flags, (dir) => Deno.readFileSync(`${dir}/kernel.so`), name);
   }
 
+  /**
+   * compile each source in a process of its own, `jobs` at a time, with one blocking call (a
+   * shell that starts them and waits): BEAM's candidates compile in parallel on every core.
+   * Each result is the library's bytes, or null where that compile failed.
+   */
+  compileMany(srcs: readonly string[], jobs: number): (Uint8Array | null)[] {
+    if (srcs.length === 0) return [];
+    const dir = Deno.makeTempDirSync({ prefix: "tg-cc-many-" });
+    try {
+      const quote = (a: string) => `'${a.replaceAll("'", `'\\''`)}'`;
+      const lines: string[] = [];
+      srcs.forEach((src, i) => {
+        Deno.writeTextFileSync(`${dir}/k${i}.c`, src);
+        const args = [...this.cmd, ...this.flags, "-o", `${dir}/k${i}.so`, `${dir}/k${i}.c`, "-lm"];
+        lines.push(`${args.map(quote).join(" ")} 2>/dev/null &`);
+        if ((i + 1) % jobs === 0) lines.push("wait");
+      });
+      lines.push("wait");
+      new Deno.Command("sh", { args: ["-c", lines.join("\n")], stdout: "null", stderr: "null" })
+        .outputSync();
+      compileStats.compiled += srcs.length;
+      return srcs.map((_, i) => {
+        try {
+          return Deno.readFileSync(`${dir}/k${i}.so`);
+        } catch {
+          return null;
+        }
+      });
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  }
+
   /** compile `src` in a private temp dir and hand the dir to `take` before it is removed */
   private build<T>(src: string, flags: string[], take: (dir: string) => T, name = "probe"): T {
     const dir = Deno.makeTempDirSync({ prefix: "tg-cc-" });
@@ -249,6 +282,22 @@ export class CpuDevice implements DeviceImpl<HostMem> {
     p = new CpuProgram(spec, lib.fn);
     this.programs.set(memKey, p);
     return p;
+  }
+
+  precompile(specs: readonly ProgramSpec[]): void {
+    const todo = new Map<string, string>();
+    for (const spec of specs) {
+      const key = this.cacheKey(spec.src);
+      if (!todo.has(key) && !this.cache.has(key, ".so")) todo.set(key, spec.src);
+    }
+    const keys = [...todo.keys()];
+    const jobs = Math.max(1, navigator.hardwareConcurrency || 1);
+    this.compiler.compileMany([...todo.values()], jobs).forEach((bytes, i) => {
+      if (bytes) {
+        this.cache.store(keys[i], ".so", bytes);
+        this.stats.compiled++;
+      }
+    });
   }
 
   synchronize(): Promise<void> {

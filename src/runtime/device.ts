@@ -98,6 +98,11 @@ export interface DeviceImpl<H extends DeviceHandle = DeviceHandle> {
   readonly allocator: Allocator<H>;
   /** compile (or fetch from the caches) and load; the same source compiles once per process */
   compile(spec: ProgramSpec): Program<H>;
+  /**
+   * compile several programs side by side into the caches, so that `compile` of each finds it
+   * (BEAM's candidates); failures are left for `compile` to report. Absent: one at a time.
+   */
+  precompile?(specs: readonly ProgramSpec[]): void;
   /** resolves when all queued work has finished */
   synchronize(): Promise<void>;
   info(): DeviceInfo;
