@@ -273,14 +273,19 @@ export function beamSearch(ast: UOp, lang: CodegenLang, o: BeamOptions = {}): Op
           lists.push(opts);
         }
       }
-      const specs = precompile(dev, ast, lists, lang);
-      for (const [i, opts] of lists.entries()) {
-        if (over()) break;
-        next.push(timed(opts, best.t, specs[i]));
-        progress(
-          `${kname} round ${round}: ${next.length} timed, best ${(best.t * 1e6).toFixed(0)} us ` +
-            `(${fmtOpts(best.opts)})`,
-        );
+      // in chunks of a few per core, so that the time limit still cuts a round short
+      const chunk = 2 * Math.max(1, navigator.hardwareConcurrency || 1);
+      for (let c = 0; c < lists.length && !over(); c += chunk) {
+        const part = lists.slice(c, c + chunk);
+        const specs = precompile(dev, ast, part, lang);
+        for (const [i, opts] of part.entries()) {
+          if (over()) break;
+          next.push(timed(opts, best.t, specs[i]));
+          progress(
+            `${kname} round ${round}: ${next.length} timed, best ${(best.t * 1e6).toFixed(0)} us ` +
+              `(${fmtOpts(best.opts)})`,
+          );
+        }
       }
       next.sort((a, b) => a.t - b.t);
       beam = next.slice(0, width);
