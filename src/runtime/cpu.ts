@@ -106,16 +106,7 @@ export class CCompiler implements Compiler {
   get flags(): string[] {
     if (this.#flags) return this.#flags;
     const omp = this.opts.openmp ?? this.probeOpenMP();
-    return this.#flags = [...BASE_FLAGS, ...(omp ? ["-fopenmp"] : []), ...this.interleave()];
-  }
-
-  /**
-   * clang: loops it vectorizes run 4 vectors per iteration. Its cost model picks 1 for a loop of
-   * exps, a long dependency chain per vector; 4 chains side by side keep the FP units busy:
-   * 16M float32 exps 29.5 -> 22 ms on one core of this machine, the softmax kernel 25 -> 22 ms
-   */
-  private interleave(): string[] {
-    return /clang/i.test(this.version) ? ["-mllvm", "-force-vector-interleave=4"] : [];
+    return this.#flags = [...BASE_FLAGS, ...(omp ? ["-fopenmp"] : [])];
   }
 
   /** OpenMP threads seen by the probe (1 when OpenMP is off) */
