@@ -40,7 +40,7 @@ const CASES: Case[] = [
 function measure(c: Case, run = c.run, dispose = true): number {
   const x = Tensor.rand(c.shape, { device: "CPU" }).realize();
   const once = dispose ? () => run(x).realize().dispose() : () => void run(x).realize();
-  return c.bytes / timeIt(once, 5, 1) / 1e9;
+  return c.bytes / timeIt(once, 15, 2) / 1e9;
 }
 
 if (Deno.args[0] === "--one") {
