@@ -99,3 +99,24 @@ Deno.test("opts refuse to copy the loop a staged array belongs to, and split the
   assert.equal(reduces.length, 2); // the max and the sum
   for (const r of reduces) applyOpt(ast, { op: OptOps.UNROLL, axis: r.id, amount: 8 });
 });
+
+Deno.test("CPU: short loops of long chains run 4 vectors side by side; accumulators and big bodies do not", () => {
+  const pragma = "#pragma clang loop interleave_count(4)";
+  const count = (src: string) => src.split(pragma).length - 1;
+  const x = Tensor.rand([64, 1024], { device: "CPU" }).realize();
+  // softmax: the loop filling the row of exps, nothing else (the reduces have accumulators)
+  const [sm] = x.softmax(-1).kernels();
+  assert.equal(count(sm.src), 1, sm.src);
+  assert.match(
+    sm.src,
+    /interleave_count\(4\)\n\s*for \(int (\w+) = 0; \1 < 1024; \1\+\+\) \{\n(.*\n){0,12}.*smem\d+\[\1\] = /,
+  );
+  // an exp over every element
+  assert.equal(count(x.exp().kernels()[0].src), 1);
+  // a matmul's loops all carry accumulators
+  const w = Tensor.rand([1024, 32], { device: "CPU" }).realize();
+  assert.equal(count(x.matmul(w).kernels()[0].src), 0);
+  // attention's row of scores: 64 products and an exp per element, too big to copy 4 times
+  const [q, k, v] = [0, 1, 2].map(() => Tensor.rand([1, 2, 128, 64], { device: "CPU" }).realize());
+  assert.equal(count(q.scaledDotProductAttention(k, v).kernels()[0].src), 0);
+});

@@ -15,8 +15,10 @@ export class ClangRenderer extends CStyleRenderer {
       "#endif",
     ];
   }
-  override loop(name: string, end: string, parallel: boolean): string[] {
+  override loop(name: string, end: string, parallel: boolean, interleave = false): string[] {
     const l = super.loop(name, end, parallel);
-    return parallel ? ["#pragma omp parallel for", ...l] : l;
+    if (parallel) return ["#pragma omp parallel for", ...l];
+    // gcc ignores a clang pragma
+    return interleave ? ["#pragma clang loop interleave_count(4)", ...l] : l;
   }
 }
