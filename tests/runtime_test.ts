@@ -409,3 +409,29 @@ Deno.test("Buffer.copyin checks the array type and length", () => {
   assert.throws(() => new Buffer("JS", f32, -1), /non-negative integer/);
   assert.throws(() => new Buffer("JS", 3 as unknown as DType, 3), /dtype must be a DType/);
 });
+
+Deno.test("CPU: a process that ran OpenMP kernels exits cleanly, with gcc's and clang's runtime", () => {
+  // Deno closes every library at exit; the OpenMP runtime a kernel links must not be unloaded
+  // under its idle threads (a segfault at exit with gcc's libgomp before kernels were pinned)
+  const script = `import { Tensor } from "${new URL("../mod.ts", import.meta.url).href}";
+const x = Tensor.rand([512, 512], { device: "CPU" }).realize();
+console.log(x.sum().item() > 0, x.softmax(-1).sum().item());`;
+  for (const cc of ["gcc", "clang"]) {
+    try {
+      new Deno.Command(cc, { args: ["--version"], stdout: "null", stderr: "null" }).outputSync();
+    } catch {
+      continue; // not installed here
+    }
+    for (let i = 0; i < 3; i++) {
+      const out = new Deno.Command(Deno.execPath(), {
+        args: ["eval", script],
+        env: { CC: cc },
+        stdout: "piped",
+        stderr: "piped",
+      }).outputSync();
+      const text = new TextDecoder().decode(out.stdout).trim();
+      assert.equal(out.code, 0, `${cc}: exit ${out.code} (signal ${out.signal}) after "${text}"`);
+      assert.match(text, /^true 512$/, cc);
+    }
+  }
+});

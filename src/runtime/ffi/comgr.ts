@@ -6,6 +6,7 @@
 // Handles (amd_comgr_data_t and friends) are structs of one uint64_t passed by value, which the
 // x86-64 and AArch64 calling conventions pass exactly like a uint64_t: they are bound as u64.
 import { cstr, openFirst, outPtr } from "./libcuda.ts";
+import { pinLoaded } from "./pin.ts";
 import { env, rocmLibDirs } from "./hip.ts";
 
 const SYMBOLS = {
@@ -95,25 +96,10 @@ export function libcomgrCandidates(): string[] {
 
 const decoder = new TextDecoder();
 
-const RTLD_NOW = 0x2, RTLD_NOLOAD = 0x4, RTLD_NODELETE = 0x1000;
-
-/**
- * keep the already loaded library `path` loaded for the life of the process. A Deno worker that
- * ends closes the libraries it opened; comgr unloaded and loaded again registers its LLVM
- * command-line options a second time in the libLLVM that stayed loaded, and LLVM aborts the
- * process ("Option 'disassemble' registered more than once!").
- */
-function pinLoaded(path: string): void {
-  const sig = { dlopen: { parameters: ["buffer", "i32"], result: "pointer" } } as const;
-  const { lib } = openFirst("the dynamic loader", ["libc.so.6", "libdl.so.2"], sig);
-  try {
-    if (lib.symbols.dlopen(cstr(path), RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE) === null) {
-      throw new Error(`dlopen(${path}, RTLD_NODELETE) failed`);
-    }
-  } finally {
-    lib.close();
-  }
-}
+// comgr stays loaded once opened (pin.ts): a Deno worker that ends closes the libraries it
+// opened; comgr unloaded and loaded again registers its LLVM command-line options a second time
+// in the libLLVM that stayed loaded, and LLVM aborts the process ("Option 'disassemble'
+// registered more than once!").
 
 /** one compile: source, the headers it may include by name, and the actions to run */
 export interface ComgrJob {

@@ -1,5 +1,6 @@
 // Binds compiled kernel libraries (shared objects we built ourselves). The only place the CPU
 // runtime calls Deno.dlopen, so every FFI signature it uses is visible here.
+import { pinLoaded } from "./pin.ts";
 
 /** a kernel entry point: buffer pointers in slot order, then int32 variables */
 export type KernelFn = (...args: (Deno.PointerValue | number)[]) => void;
@@ -31,8 +32,10 @@ export function openKernel(
     throw new Error(`loading kernel '${name}' from ${path} failed: ${(e as Error).message}`);
   }
   const fn = lib.symbols[name] as unknown as KernelFn;
-  // libraries stay open for the life of the process: a Program may be run at any time, and
-  // unloading one linked to the OpenMP runtime could unload that runtime under its threads
+  // libraries stay loaded for the life of the process: a Program may be run at any time, and
+  // Deno closes every library at exit, which unloaded the OpenMP runtime (libgomp, linked by
+  // each kernel) under its idle worker threads: a segfault at exit with gcc's kernels
+  pinLoaded(path);
   return { path, fn };
 }
 
@@ -41,5 +44,6 @@ export function callProbe(path: string, name: string): number {
   // never closed: the probe may have started OpenMP worker threads, and unloading their runtime
   // under them would crash the process
   const lib = Deno.dlopen(path, { [name]: { parameters: [], result: "i32" } } as const);
+  pinLoaded(path);
   return (lib.symbols[name] as () => number)();
 }
