@@ -218,3 +218,25 @@ Deno.test("TinyJit: a jit called while another captures is refused", () => {
   const outer = new TinyJit((x: Tensor) => inner.call(x).mul(2));
   assert.throws(() => outer.call(Tensor.rand([2]).realize()), /another TinyJit was capturing/);
 });
+
+Deno.test("a capture keeps the buffers it replays into: collected nodes give no memory to other tensors", () => {
+  // in a subprocess with gc exposed: collect everything collectable, then take pooled memory
+  const mod = new URL("../mod.ts", import.meta.url).href;
+  const script = `import { Tensor, TinyJit } from "${mod}";
+const gc = globalThis.gc, n = 4096;
+const step = TinyJit.wrap((x) => x.add(1).contiguous().mul(2).contiguous().add(3));
+for (let i = 0; i < 4; i++) await step(Tensor.full([n], i, { device: "CPU" }).realize()).data();
+for (let k = 0; k < 5; k++) { gc(); await new Promise((r) => setTimeout(r, 10)); }
+const others = Array.from({ length: 8 }, (_, i) => Tensor.full([n], 100 + i, { device: "CPU" }).realize());
+const y = await step(Tensor.full([n], 10, { device: "CPU" }).realize()).data();
+const after = await Promise.all(others.map(async (t) => (await t.data())[0]));
+console.log(y[0], after.join(","));`;
+  const out = new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--v8-flags=--expose-gc", script],
+    stdout: "piped",
+    stderr: "piped",
+  }).outputSync();
+  const text = new TextDecoder().decode(out.stdout).trim();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  assert.equal(text, "25 100,101,102,103,104,105,106,107");
+});

@@ -54,6 +54,12 @@ interface Capture {
   /** the value call 2 returned; its Tensors are rebuilt on each replay */
   ret: unknown;
   retForms: Map<Tensor, UOp>;
+  /**
+   * every BUFFER the steps touch: its memory is given back when the BUFFER node is collected
+   * (engine/buffers.ts), so the capture holds the nodes, not only their handles; else a replay
+   * writes into memory the pool has since handed to another tensor
+   */
+  keep: UOp[];
 }
 
 interface Recording {
@@ -302,7 +308,12 @@ function build(
     mem += l.spec.mem ?? 0;
   }
   const retForms = new Map(tensorsIn(ret).map((t) => [t, t.uop]));
+  const keep = new Set<UOp>(swap.keys());
+  for (const l of rec.launches) {
+    for (const u of l.kind === "copy" ? [l.dst, l.src] : l.bufs) keep.add(u);
+  }
   return {
+    keep: [...keep],
     sigs,
     argBufs: rec.args,
     steps,
