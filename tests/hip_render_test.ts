@@ -10,8 +10,8 @@ import assert from "node:assert/strict";
 import { Device } from "../mod.ts";
 import { chooseDims } from "../src/codegen/gpudims.ts";
 import { AMD_LIMITS } from "../src/renderer/hip.ts";
-import { HiprtcError, hiprtcRuntimeHeader, LibHiprtc } from "../src/runtime/ffi/hiprtc.ts";
-import { LibComgr } from "../src/runtime/ffi/comgr.ts";
+import { HiprtcError, LibHiprtc } from "../src/runtime/ffi/hiprtc.ts";
+import { comgrUnusable } from "./support/comgr.ts";
 import { amdCompiler, codeObjectTarget, ComgrCompiler } from "../src/runtime/amd_compile.ts";
 import { hipDeviceArchName } from "../src/runtime/ffi/hip.ts";
 import { suitePrograms } from "./support/gpu_suite.ts";
@@ -198,14 +198,7 @@ Deno.test({
   },
 });
 
-let comgrMissing = "";
-try {
-  LibComgr.get();
-  hiprtcRuntimeHeader();
-} catch (e) {
-  comgrMissing = String(e);
-  console.log(`hip_render_test: amd_comgr not usable: SKIPPING its compile checks (${e})`);
-}
+const comgrMissing = comgrUnusable("hip_render_test", "its compile checks");
 
 /** EF_AMDGPU_MACH_* of LLVM's ELF.h: the low byte of an AMDGPU code object's e_flags */
 const MACH: Record<string, number> = { gfx90a: 0x3f, gfx1030: 0x36, gfx1100: 0x41 };

@@ -14,8 +14,7 @@ import { gpuOpts } from "../src/opt/heuristic_gpu.ts";
 import { AMD_TC_AMOUNT, amdTcKindFor } from "../src/opt/tc_amd.ts";
 import { AMD_LIMITS } from "../src/renderer/hip.ts";
 import { CUDA_LIMITS } from "../src/codegen/gpudims.ts";
-import { LibComgr } from "../src/runtime/ffi/comgr.ts";
-import { hiprtcRuntimeHeader } from "../src/runtime/ffi/hiprtc.ts";
+import { comgrUnusable } from "./support/comgr.ts";
 import { amdCompiler, codeObjectTarget } from "../src/runtime/amd_compile.ts";
 import { evalInt } from "./support/eval_index.ts";
 
@@ -190,14 +189,7 @@ Deno.test("HIP renders AMD WMMAs with the builtins; C and JS refuse them", () =>
   }
 });
 
-let comgrMissing = "";
-try {
-  LibComgr.get();
-  hiprtcRuntimeHeader();
-} catch (e) {
-  comgrMissing = String(e);
-  console.log(`tc_amd_test: amd_comgr not usable: SKIPPING the gfx1100/gfx90a compiles (${e})`);
-}
+const comgrMissing = comgrUnusable("tc_amd_test", "the gfx1100/gfx90a compiles");
 
 /**
  * the matrix instructions in a code object, by the first dword's top 16 bits (VOP3P encoding and

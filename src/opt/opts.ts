@@ -136,56 +136,59 @@ interface SplitCtx {
 
 const isSplit = (u: UOp, ctx: SplitCtx): boolean => u === ctx.expr || u === ctx.from;
 
-/** the range in index math, then in the range lists of ENDs and REDUCEs */
-const pmSplit = new PatternMatcher<SplitCtx>([
+/** the range in index math */
+const splitInIndex = new PatternMatcher<SplitCtx>([
   [new UPat({ op: Ops.RANGE, name: "r" }), (b, ctx) => (b.r === ctx.from ? ctx.expr : undefined)],
-  [new UPat({ op: [Ops.END, Ops.REDUCE], name: "x" }), (b, ctx) => {
-    const x = b.x, rs = x.src.slice(1);
-    if (!rs.some((r) => isSplit(r, ctx))) return undefined;
-    const next = rs.flatMap((r) => (isSplit(r, ctx) ? ctx.ranges : [r]));
-    // a store whose every loop is gone runs once: the bare STORE, as for a scalar output
-    if (x.op === Ops.END && next.length === 0) return x.src[0];
-    return x.replace({ src: [x.src[0], ...next] });
-  }],
 ]);
+
+/** the range in index math, then in the range lists of ENDs and REDUCEs */
+const pmSplit = splitInIndex.concat(
+  new PatternMatcher<SplitCtx>([
+    [new UPat({ op: [Ops.END, Ops.REDUCE], name: "x" }), (b, ctx) => {
+      const x = b.x, rs = x.src.slice(1);
+      if (!rs.some((r) => isSplit(r, ctx))) return undefined;
+      const next = rs.flatMap((r) => (isSplit(r, ctx) ? ctx.ranges : [r]));
+      // a store whose every loop is gone runs once: the bare STORE, as for a scalar output
+      if (x.op === Ops.END && next.length === 0) return x.src[0];
+      return x.replace({ src: [x.src[0], ...next] });
+    }],
+  ]),
+);
 
 /**
  * `range` (size n, a multiple of k) as outer*k + inner, inner a new range of `innerType`; the
  * outer range keeps the axis id (and disappears when n == k: a size-1 axis makes no loop)
  */
-export function splitRange(sink: UOp, range: UOp, k: number, innerType: AxisType): UOp {
+export function splitRange(
+  sink: UOp,
+  range: UOp,
+  k: number,
+  innerType: AxisType,
+  pm: PatternMatcher<SplitCtx> = pmSplit,
+): UOp {
   const n = range.src[0].arg as number, [id, type] = range.arg as [number, AxisType];
   const inner = UOp.range(k, nextAxisId(sink), innerType);
   const outer = n === k ? null : UOp.range(n / k, id, type);
   const expr = outer ? outer.mul(k).add(inner) : inner;
-  return graphRewrite(sink, pmSplit, {
-    from: range,
-    expr,
-    ranges: outer ? [outer, inner] : [inner],
-  });
+  return graphRewrite(sink, pm, { from: range, expr, ranges: outer ? [outer, inner] : [inner] });
 }
 
-/** the REDUCEs over the split range as a REDUCE over the lanes of per-lane REDUCEs */
-const pmLanes = new PatternMatcher<SplitCtx>([
-  [new UPat({ op: Ops.RANGE, name: "r" }), (b, ctx) => (b.r === ctx.from ? ctx.expr : undefined)],
-  [new UPat({ op: Ops.REDUCE, name: "x" }), (b, ctx) => {
-    const x = b.x, rs = x.src.slice(1);
-    if (!rs.some((r) => isSplit(r, ctx))) return undefined;
-    const [outer, lane] = ctx.ranges.length === 2 ? ctx.ranges : [null, ctx.ranges[0]];
-    const keep = rs.flatMap((r) => (isSplit(r, ctx) ? (outer ? [outer] : []) : [r]));
-    const perLane = keep.length ? x.replace({ src: [x.src[0], ...keep] }) : x.src[0];
-    return UOp.make(Ops.REDUCE, x.dtype, [perLane, lane], x.arg);
-  }],
-]);
-
-/** `range` (size n, a multiple of k) as outer*k + lane, each REDUCE over it reducing per lane */
-function splitLanes(sink: UOp, range: UOp, k: number): UOp {
-  const n = range.src[0].arg as number, [id, type] = range.arg as [number, AxisType];
-  const lane = UOp.range(k, nextAxisId(sink), AxisType.UNROLL);
-  const outer = n === k ? null : UOp.range(n / k, id, type);
-  const expr = outer ? outer.mul(k).add(lane) : lane;
-  return graphRewrite(sink, pmLanes, { from: range, expr, ranges: outer ? [outer, lane] : [lane] });
-}
+/**
+ * LANES: the split range in index math, and each REDUCE over it a REDUCE over the (UNROLL)
+ * lane range of a REDUCE per lane over the outer range
+ */
+const pmLanes = splitInIndex.concat(
+  new PatternMatcher<SplitCtx>([
+    [new UPat({ op: Ops.REDUCE, name: "x" }), (b, ctx) => {
+      const x = b.x, rs = x.src.slice(1);
+      if (!rs.some((r) => isSplit(r, ctx))) return undefined;
+      const [outer, lane] = ctx.ranges.length === 2 ? ctx.ranges : [null, ctx.ranges[0]];
+      const keep = rs.flatMap((r) => (isSplit(r, ctx) ? (outer ? [outer] : []) : [r]));
+      const perLane = keep.length ? x.replace({ src: [x.src[0], ...keep] }) : x.src[0];
+      return UOp.make(Ops.REDUCE, x.dtype, [perLane, lane], x.arg);
+    }],
+  ]),
+);
 
 /**
  * `range` (size n, a multiple of k) as top*(n/k) + rest, top a new range of `topType` and size
@@ -292,7 +295,7 @@ export function applyOpt(sink: UOp, opt: Opt): UOp {
       if (reduceCopies(sink, ax.range) * opt.amount > MAX_COPIES) {
         bad(`the kernel body would be copied more than ${MAX_COPIES} times`);
       }
-      return splitLanes(sink, ax.range, opt.amount);
+      return splitRange(sink, ax.range, opt.amount, AxisType.UNROLL, pmLanes);
     }
     case OptOps.UPCAST:
     case OptOps.UNROLL: {

@@ -218,10 +218,12 @@ class Rangeifier {
    * and output loops) is computed once per iteration of the outer loops into a small array, and
    * each pass loads it: one exp per element instead of one per pass.
    */
-  private stage(x: UOp, reqs: Request[], tuples: IndexTuple[]): boolean {
-    if (tuples.length < 2 || !(GroupOp.ALU.has(x.op) || x.op === Ops.CAST)) return false;
+  private stage(x: UOp, reqs: Request[]): boolean {
+    if (reqs.length < 2 || !(GroupOp.ALU.has(x.op) || x.op === Ops.CAST)) return false;
     const owner = reqs[0].owner;
     if (!this.loopsOver(owner) || reqs.some((r) => r.owner !== owner)) return false;
+    const tuples = distinctTuples(reqs);
+    if (tuples.length < 2) return false;
     if (tuples.some((t) => t.valid !== null || t.idx.length !== tuples[0].idx.length)) return false;
     const vary: number[] = [];
     const outer = new Set<UOp>();
@@ -280,9 +282,7 @@ class Rangeifier {
   /** whether `x` can be recomputed where it is read (else it is realized) */
   private fusible(x: UOp, reqs: Request[]): boolean {
     if (isView(x) || reqs.length === 0) return true;
-    const tuples: IndexTuple[] = [];
-    for (const r of reqs) if (!tuples.some((t) => sameTuple(t, r.t))) tuples.push(r.t);
-    if (this.stage(x, reqs, tuples)) return true;
+    if (this.stage(x, reqs)) return true;
     // marked values are recomputed where each element is read a few times, not inside a loop
     // that re-reads it (a matmul's): there recomputing would multiply the work, not save memory.
     // The reduces below decide for themselves: recomputing x re-reads their buffers.
@@ -291,6 +291,7 @@ class Rangeifier {
     if (marked && reqs.every((r) => this.rereads(r) <= MAX_RECOMPUTE_REREADS)) return true;
     const cost = this.recomputeCost(x);
     if (cost === "cheap") return true;
+    const tuples = distinctTuples(reqs);
     if (tuples.length > MAX_PASSES || !tuples.every((t) => samePassTuple(t, tuples[0]))) {
       return false;
     }
@@ -552,6 +553,13 @@ class KernelBuilder {
     }
     throw new Error(`rangeify: cannot lower ${Ops[x.op]}`);
   }
+}
+
+/** the index tuples of `reqs`, each once */
+function distinctTuples(reqs: Request[]): IndexTuple[] {
+  const tuples: IndexTuple[] = [];
+  for (const r of reqs) if (!tuples.some((t) => sameTuple(t, r.t))) tuples.push(r.t);
+  return tuples;
 }
 
 const TRANSCENDENTAL = new Set([Ops.EXP2, Ops.LOG2, Ops.SIN, Ops.POW]);

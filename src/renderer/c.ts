@@ -324,6 +324,10 @@ export class CStyleRenderer {
   loop(name: string, end: string, _parallel: boolean, _interleave = false): string[] {
     return [`for (int ${name} = 0; ${name} < ${end}; ${name}++) {`];
   }
+  /** the loops to render with `interleave` set (none here) */
+  interleaved(_uops: readonly UOp[]): ReadonlySet<UOp> {
+    return NONE;
+  }
   /** the declaration of a workgroup's shared array (on a CPU: an array of the kernel run) */
   sharedArray(d: DType, name: string, size: number): string {
     return `${this.sharedType(d)} ${name}[${size}];`;
@@ -378,7 +382,7 @@ export class CStyleRenderer {
     const { r, body, fresh, line, expr } = w;
     const declared = new Set<UOp>();
     const names = new Set<string>();
-    const chains = chainLoops(uops);
+    const chains = this.interleaved(uops);
     for (const u of uops) {
       for (const s of u.src) this.used.add(s.dtype.scalar());
       const s = u.src.map((x) => r.get(x)!);
@@ -490,33 +494,4 @@ export class CStyleRenderer {
   }
 }
 
-/** ALU ops in a loop body from which its iterations are long chains (an exp is about 30) */
-const CHAIN_MIN = 16;
-/** and up to which 4 iterations side by side still fit the registers (attention's row: 300) */
-const CHAIN_MAX = 64;
-
-/**
- * Innermost loops with no accumulator whose body is CHAIN_MIN..CHAIN_MAX ALU ops: a loop a C
- * compiler vectorizes, one long dependency chain per vector (a row of exps). Clang's cost model
- * runs one vector per iteration there; four side by side keep the FP units busy (softmax's exps
- * on [4096,4096] 24.5 -> 22.1 ms). Bigger bodies spill registers instead (attention's row of
- * scores 190 -> 218 ms), so they are left alone.
- */
-export function chainLoops(uops: readonly UOp[]): Set<UOp> {
-  const out = new Set<UOp>();
-  const frames: { range: UOp; nested: boolean; acc: boolean; ops: number }[] = [];
-  for (const u of uops) {
-    const top = frames.at(-1);
-    if (u.op === Ops.RANGE) {
-      if (top) top.nested = true;
-      frames.push({ range: u, nested: false, acc: false, ops: 0 });
-    } else if (u.op === Ops.END) {
-      const f = frames.pop();
-      if (f && !f.nested && !f.acc && f.ops >= CHAIN_MIN && f.ops <= CHAIN_MAX) out.add(f.range);
-    } else if (top) {
-      if (GroupOp.ALU.has(u.op)) top.ops++;
-      if (u.op === Ops.STORE && u.src[0].src[0].op === Ops.DEFINE_REG) top.acc = true;
-    }
-  }
-  return out;
-}
+const NONE: ReadonlySet<UOp> = new Set();

@@ -160,7 +160,7 @@ export class CCompiler implements Compiler {
       const lines: string[] = [];
       srcs.forEach((src, i) => {
         Deno.writeTextFileSync(`${dir}/k${i}.c`, src);
-        const args = [...this.cmd, ...this.flags, "-o", `${dir}/k${i}.so`, `${dir}/k${i}.c`, "-lm"];
+        const args = [this.cmd[0], ...this.args(this.flags, `${dir}/k${i}.so`, `${dir}/k${i}.c`)];
         lines.push(`${args.map(quote).join(" ")} 2>/dev/null &`);
         if ((i + 1) % jobs === 0) lines.push("wait");
       });
@@ -180,14 +180,18 @@ export class CCompiler implements Compiler {
     }
   }
 
+  /** the compiler's arguments (after its command name) building `src` into library `out` */
+  private args(flags: string[], out: string, src: string): string[] {
+    return [...this.cmd.slice(1), ...flags, "-o", out, src, "-lm"];
+  }
+
   /** compile `src` in a private temp dir and hand the dir to `take` before it is removed */
   private build<T>(src: string, flags: string[], take: (dir: string) => T, name = "probe"): T {
     const dir = Deno.makeTempDirSync({ prefix: "tg-cc-" });
     try {
       Deno.writeTextFileSync(`${dir}/kernel.c`, src);
-      const args = [...this.cmd.slice(1), ...flags, "-o", `${dir}/kernel.so`, `${dir}/kernel.c`];
-      const out = new Deno.Command(this.cmd[0], { args: [...args, "-lm"], stderr: "piped" })
-        .outputSync();
+      const args = this.args(flags, `${dir}/kernel.so`, `${dir}/kernel.c`);
+      const out = new Deno.Command(this.cmd[0], { args, stderr: "piped" }).outputSync();
       if (!out.success) {
         const msg = new TextDecoder().decode(out.stderr).trim();
         throw new CompileError(
